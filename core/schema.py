@@ -1,0 +1,419 @@
+"""Read and validate a prompt media file (YAML) in any of its real-world dialects.
+
+Every problem raises :class:`PromptMediaError` naming the file, line, column and field path.
+Only ``yaml.SafeLoader`` features are accepted; alias bombs and oversized files are refused
+before anything walks the data.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import PromptMediaError
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_NODES = 200_000          # YAML nodes after alias expansion
+MAX_DEPTH = 64               # nesting depth (mappings/sequences)
+MAX_TEXT_CHARS = 20_000      # one prompt, prefix, negative or variation value
+
+VARIATION_TYPES = ("sequential", "random", "static")
+TOP_LEVEL_PRESET = ""        # the preset name meaning "the file's top-level settings"
+
+# Core node defaults (KSampler, EmptyLatentImage) for settings a file leaves out.
+DEFAULT_SETTINGS = {"steps": 20, "cfg": 8.0, "width": 512, "height": 512,
+                    "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}
+
+# file key -> canonical setting name; first match wins when a file has both spellings.
+SETTING_ALIASES = {
+    "steps": ("steps",), "cfg": ("cfg", "cfg_scale"), "width": ("width",), "height": ("height",),
+    "sampler_name": ("sampler", "sampler_name"), "scheduler": ("scheduler",),
+    "denoise": ("denoise",), "seeds": ("seeds",),
+}
+KNOWN_KEYS = {"prompt_settings", "prefix_prompt", "negative_prompt", "prompts", "variations",
+              "workflows", "loras"} | {k for keys in SETTING_ALIASES.values() for k in keys}
+
+
+@dataclass(frozen=True)
+class Variation:
+    name: str
+    type: str                # sequential | random | static
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    name: str
+    strength_model: float = 1.0
+    strength_clip: float = 1.0
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "strength_model": self.strength_model,
+                "strength_clip": self.strength_clip}
+
+
+@dataclass(frozen=True)
+class Settings:
+    steps: int
+    cfg: float
+    width: int
+    height: int
+    sampler_name: str
+    scheduler: str
+    denoise: float
+    seeds: tuple[int, ...]   # empty: the OOM node's own seed is used
+
+    def as_dict(self) -> dict:
+        return {"steps": self.steps, "cfg": self.cfg, "width": self.width, "height": self.height,
+                "sampler_name": self.sampler_name, "scheduler": self.scheduler,
+                "denoise": self.denoise, "seeds": list(self.seeds)}
+
+
+@dataclass(frozen=True)
+class PromptMedia:
+    """A validated prompt media file with the settings of one chosen preset."""
+    source_name: str
+    sha256: str
+    text: str
+    preset: str
+    presets: tuple[str, ...]
+    prefix: str
+    negative: str
+    prompts: tuple[str, ...]
+    variations: tuple[Variation, ...]
+    loras: tuple[LoraSpec, ...]
+    settings: Settings
+    extra: dict = field(default_factory=dict, compare=False)   # unknown top-level keys, kept
+
+    def summary(self) -> str:
+        s = self.settings
+        preset = f" [{self.preset}]" if self.preset else ""
+        return (f"{self.source_name}{preset}: {len(self.prompts)} prompts, "
+                f"{len(self.variations)} variations, {max(len(s.seeds), 1)} seeds, "
+                f"{len(self.loras)} LoRAs, {s.width}x{s.height}, {s.steps} steps, cfg {s.cfg}, "
+                f"{s.sampler_name}/{s.scheduler}")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- YAML with positions
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader; a subclass so nothing we do leaks into PyYAML's global resolvers."""
+
+
+def _check_graph(node: yaml.Node, source: str) -> None:
+    """Refuse alias bombs and deep nesting in time linear in the distinct nodes."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    while stack:
+        n, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PromptMediaError(f"nesting deeper than {MAX_DEPTH} levels", source=source,
+                                   line=n.start_mark.line + 1, column=n.start_mark.column + 1)
+        if id(n) in sizes:
+            continue
+        children = _children(n)
+        if not done and children:
+            stack.append((n, depth, True))
+            stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
+            continue
+        total = 1 + sum(sizes.get(id(c), 1) for c in children)
+        if total > MAX_NODES:
+            raise PromptMediaError(
+                f"the document expands to more than {MAX_NODES:,} YAML nodes "
+                "(anchors/aliases repeated too often?)", source=source,
+                line=n.start_mark.line + 1, column=n.start_mark.column + 1)
+        sizes[id(n)] = total
+
+
+def _children(n: yaml.Node) -> list[yaml.Node]:
+    if isinstance(n, yaml.SequenceNode):
+        return list(n.value)
+    if isinstance(n, yaml.MappingNode):
+        return [x for pair in n.value for x in pair]
+    return []
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """safe_load ``text``; also return the node tree for error positions."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise PromptMediaError(f"file is larger than {MAX_FILE_BYTES // 1024} KiB", source=source)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_graph(node, source)
+        return loader.construct_document(node), node
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        msg = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
+        raise PromptMediaError(msg, source=source, line=mark.line + 1 if mark else None,
+                               column=mark.column + 1 if mark else None, field="(yaml)") from None
+    except yaml.YAMLError as e:  # reader errors (control characters, bad encoding)
+        raise PromptMediaError(f"invalid YAML: {e}", source=source, field="(yaml)") from None
+    except RecursionError:
+        raise PromptMediaError(f"nesting deeper than {MAX_DEPTH} levels", source=source) from None
+    finally:
+        loader.dispose()
+
+
+class _Ctx:
+    """Raises errors at the YAML position of a field path."""
+
+    def __init__(self, source: str, root: yaml.Node | None):
+        self.source, self.root = source, root
+
+    def _mark(self, path: tuple) -> tuple[int | None, int | None]:
+        node, best = self.root, self.root
+        for key in path:
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+                node = node.value[key]
+            else:
+                node = None
+            if node is None:
+                break
+            best = node
+        if best is None:
+            return None, None
+        return best.start_mark.line + 1, best.start_mark.column + 1
+
+    def error(self, path: tuple, message: str) -> PromptMediaError:
+        line, col = self._mark(path)
+        return PromptMediaError(message, source=self.source, line=line, column=col,
+                                field=_path_str(path) or "(document)")
+
+
+def _path_str(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _type_name(v: Any) -> str:
+    return {type(None): "empty (null)", bool: "a boolean", int: "a number", float: "a number",
+            str: "a string", list: "a list", dict: "a mapping"}.get(type(v), type(v).__name__)
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+# --------------------------------------------------------------------------- field readers
+
+def _text(ctx: _Ctx, path: tuple, v: Any, *, allow_empty: bool = True) -> str:
+    if v is None and allow_empty:
+        return ""
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        raise ctx.error(path, f"expected a string, got {_type_name(v)}")
+    s = str(v)
+    if "\x00" in s:
+        raise ctx.error(path, "contains a NUL character")
+    if len(s) > MAX_TEXT_CHARS:
+        raise ctx.error(path, f"text is longer than {MAX_TEXT_CHARS:,} characters")
+    if not allow_empty and not s.strip():
+        raise ctx.error(path, "must not be empty")
+    return s
+
+
+def _number(ctx: _Ctx, path: tuple, v: Any, *, integer: bool, lo: float, hi: float):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
+        raise ctx.error(path, f"expected {'a whole number' if integer else 'a number'}, got {_type_name(v)} {_short(v)}")
+    if integer and isinstance(v, float):
+        if not v.is_integer():
+            raise ctx.error(path, f"expected a whole number, got {v}")
+        v = int(v)
+    if not lo <= v <= hi:
+        raise ctx.error(path, f"{v} is out of range {lo:g}..{hi:g}")
+    return int(v) if integer else float(v)
+
+
+def _seeds(ctx: _Ctx, path: tuple, v: Any) -> tuple[int, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list):
+        return (_number(ctx, path, v, integer=True, lo=0, hi=2**64 - 1),)
+    return tuple(_number(ctx, path + (i,), s, integer=True, lo=0, hi=2**64 - 1) for i, s in enumerate(v))
+
+
+def _settings_from(ctx: _Ctx, path: tuple, mapping: dict) -> dict:
+    """Canonical settings present (and non-null) in ``mapping``."""
+    out: dict = {}
+    for canon, keys in SETTING_ALIASES.items():
+        key = next((k for k in keys if mapping.get(k) is not None), None)
+        if key is None:
+            continue
+        v, p = mapping[key], path + (key,)
+        if canon == "steps":
+            out[canon] = _number(ctx, p, v, integer=True, lo=1, hi=10000)
+        elif canon == "cfg":
+            out[canon] = _number(ctx, p, v, integer=False, lo=0.0, hi=100.0)
+        elif canon in ("width", "height"):
+            n = _number(ctx, p, v, integer=True, lo=16, hi=16384)
+            if n % 8:
+                raise ctx.error(p, f"{n} is not a multiple of 8 (latents are 1/8 of the image size)")
+            out[canon] = n
+        elif canon == "denoise":
+            out[canon] = _number(ctx, p, v, integer=False, lo=0.0, hi=1.0)
+        elif canon == "seeds":
+            out[canon] = _seeds(ctx, p, v)
+        else:
+            out[canon] = _text(ctx, p, v, allow_empty=False).strip()
+    return out
+
+
+def _loras(ctx: _Ctx, v: Any) -> tuple[LoraSpec, ...]:
+    path: tuple = ("loras",)
+    if v is None:
+        return ()
+    if isinstance(v, dict) and "lora" in v:            # {lora: [{name, strength}]}
+        path, v = path + ("lora",), v["lora"]
+        if v is None:
+            return ()
+    if isinstance(v, dict):                             # a single {name, strength_model, ...}
+        return (_lora(ctx, path, v),)
+    if not isinstance(v, list):
+        raise ctx.error(path, f"expected a list of LoRAs, got {_type_name(v)}")
+    return tuple(_lora(ctx, path + (i,), item) for i, item in enumerate(v))
+
+
+def _lora(ctx: _Ctx, path: tuple, v: Any) -> LoraSpec:
+    if not isinstance(v, dict):
+        raise ctx.error(path, f"expected a mapping with 'name' and strengths, got {_type_name(v)}")
+    if v.get("name") is None:
+        raise ctx.error(path, "missing 'name'")
+    name = _text(ctx, path + ("name",), v["name"], allow_empty=False).strip()
+    def strength(key: str) -> float | None:
+        return None if v.get(key) is None else _number(ctx, path + (key,), v[key], integer=False, lo=-10, hi=10)
+    both = strength("strength")
+    sm, sc = strength("strength_model"), strength("strength_clip")
+    default = 1.0 if both is None else both
+    return LoraSpec(name, default if sm is None else sm, default if sc is None else sc)
+
+
+def _variations(ctx: _Ctx, v: Any) -> tuple[Variation, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, dict):
+        raise ctx.error(("variations",), f"expected a mapping of name: {{type, values}}, got {_type_name(v)}")
+    out = []
+    for name, spec in v.items():
+        path = ("variations", name)
+        if not isinstance(spec, dict):
+            raise ctx.error(path, f"expected a mapping with 'type' and 'values', got {_type_name(spec)}")
+        vtype = spec.get("type")
+        if vtype not in VARIATION_TYPES:
+            got = "missing" if vtype is None else f"{_short(vtype)} is"
+            raise ctx.error(path + ("type",), f"{got} not one of {', '.join(VARIATION_TYPES)}")
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ctx.error(path + ("values",), f"expected a non-empty list, got {_type_name(values)}")
+        out.append(Variation(str(name), vtype, tuple(
+            _text(ctx, path + ("values", i), x).strip() for i, x in enumerate(values))))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- entry points
+
+def load_prompt_media(text: str, source: str = "prompt_media.yaml", preset: str = TOP_LEVEL_PRESET,
+                      *, samplers: list[str] | None = None,
+                      schedulers: list[str] | None = None) -> PromptMedia:
+    """Validate ``text`` and resolve the settings of ``preset``.
+
+    ``samplers``/``schedulers``, when given (the host's lists), are checked too.
+    """
+    data, root = parse_yaml(text, source)
+    ctx = _Ctx(source, root)
+    if not isinstance(data, dict):
+        raise ctx.error((), f"expected a mapping with 'prompts', got {_type_name(data)}")
+
+    prompts = data.get("prompts")
+    if not isinstance(prompts, list) or not prompts:
+        raise ctx.error(("prompts",), f"expected a non-empty list of strings, got {_type_name(prompts)}"
+                        if "prompts" in data else "missing: a file needs a 'prompts' list")
+    prompts_t = tuple(_text(ctx, ("prompts", i), p, allow_empty=False).strip()
+                      for i, p in enumerate(prompts))
+
+    ps = data.get("prompt_settings")
+    if ps is not None and not isinstance(ps, dict):
+        raise ctx.error(("prompt_settings",), f"expected a mapping with prefix/negative, got {_type_name(ps)}")
+    ps = ps or {}
+    prefix = _text(ctx, ("prompt_settings", "prefix"), ps["prefix"]) if ps.get("prefix") is not None \
+        else _text(ctx, ("prefix_prompt",), data.get("prefix_prompt"))
+    negative = _text(ctx, ("prompt_settings", "negative"), ps["negative"]) if ps.get("negative") is not None \
+        else _text(ctx, ("negative_prompt",), data.get("negative_prompt"))
+
+    workflows = data.get("workflows")
+    if workflows is not None and not isinstance(workflows, dict):
+        raise ctx.error(("workflows",), f"expected a mapping of preset name: settings, got {_type_name(workflows)}")
+    workflows = workflows or {}
+    presets = tuple(str(k) for k in workflows)
+    settings = dict(DEFAULT_SETTINGS, seeds=())
+    settings.update(_settings_from(ctx, (), data))
+    preset = (preset or "").strip()
+    if preset:
+        if preset not in presets:
+            avail = ", ".join(presets) if presets else "none (the file has no 'workflows:' section)"
+            raise ctx.error(("workflows",), f"preset {preset!r} not found; the file's presets: {avail}")
+        body = workflows[preset]
+        if body is not None and not isinstance(body, dict):
+            raise ctx.error(("workflows", preset), f"expected a mapping of settings, got {_type_name(body)}")
+        settings.update(_settings_from(ctx, ("workflows", preset), body or {}))
+
+    for key, known in (("sampler_name", samplers), ("scheduler", schedulers)):
+        if known is not None and settings[key] not in known:
+            path = _where_setting(data, workflows.get(preset) if preset else None, key, preset)
+            raise ctx.error(path, f"{settings[key]!r} is not a {key.split('_')[0]} this ComfyUI knows "
+                                  f"({', '.join(known[:12])}{', ...' if len(known) > 12 else ''})")
+
+    return PromptMedia(
+        source_name=source, sha256=sha256_text(text), text=text, preset=preset, presets=presets,
+        prefix=prefix, negative=negative, prompts=prompts_t,
+        variations=_variations(ctx, data.get("variations")),
+        loras=_loras(ctx, data.get("loras")),
+        settings=Settings(**settings),
+        extra={k: v for k, v in data.items() if k not in KNOWN_KEYS},
+    )
+
+
+def _where_setting(data: dict, preset_body: Any, canon: str, preset: str) -> tuple:
+    keys = SETTING_ALIASES[canon]
+    if isinstance(preset_body, dict):
+        for k in keys:
+            if preset_body.get(k) is not None:
+                return ("workflows", preset, k)
+    return (next((k for k in keys if data.get(k) is not None), keys[0]),)
+
+
+def read_text_file(path: str, source: str) -> str:
+    """The UTF-8 text of a prompt media file, size-checked before it is read."""
+    import os
+    try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            raise PromptMediaError(f"file is larger than {MAX_FILE_BYTES // 1024} KiB", source=source)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise PromptMediaError(f"cannot read file: {e.strerror or e}", source=source) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise PromptMediaError(f"not UTF-8 text (byte {e.start})", source=source) from None
+
+
+def load_prompt_media_file(path: str, preset: str = TOP_LEVEL_PRESET, *, source: str | None = None,
+                           **kw) -> PromptMedia:
+    """Read ``path`` and validate it; errors are named after ``source`` or the file name."""
+    import os
+    name = source or os.path.basename(path)
+    return load_prompt_media(read_text_file(path, name), name, preset, **kw)

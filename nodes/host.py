@@ -1,0 +1,31 @@
+"""Small helpers over ComfyUI's own machinery (folder_paths), shared by the node modules."""
+from __future__ import annotations
+
+import os
+
+import folder_paths
+
+PROMPT_MEDIA_FOLDER = "prompt_media"
+YAML_EXTENSIONS = {".yaml", ".yml"}
+CATEGORY = "Prompt Media"
+
+
+def prompt_media_dir() -> str:
+    return os.path.join(folder_paths.get_input_directory(), PROMPT_MEDIA_FOLDER)
+
+
+def register_prompt_media_folder() -> None:
+    """input/prompt_media/ holds the YAML files the loader lists; created if missing."""
+    path = prompt_media_dir()
+    os.makedirs(path, exist_ok=True)
+    if PROMPT_MEDIA_FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[PROMPT_MEDIA_FOLDER] = ([path], YAML_EXTENSIONS)
+
+
+def prompt_media_files() -> list[str]:
+    return sorted(folder_paths.get_filename_list(PROMPT_MEDIA_FOLDER))
+
+
+def prompt_media_path(name: str) -> str | None:
+    """Full path of a listed file; None for anything not inside the folder (no '..', no abs)."""
+    return folder_paths.get_full_path(PROMPT_MEDIA_FOLDER, name)
