@@ -88,8 +88,8 @@ def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0
     total = count_jobs(media, mode, fallback_seed)
     if total > max_jobs:
         raise PromptMediaError(
-            f"expands to {total:,} jobs, more than max_jobs={max_jobs:,} "
-            f"({_shape(media, mode, fallback_seed)}); raise max_jobs or split the file",
+            f"expands to {describe(media, mode, fallback_seed)}, more than max_jobs={max_jobs:,}; "
+            "raise max_jobs or split the file",
             source=media.source_name, field="max_jobs")
     seeds = seeds_for(media, fallback_seed)
     sequential = _sequential(media)
@@ -136,13 +136,12 @@ def expand(media: PromptMedia, mode: str = "product", variation_seed: int = 0,
     return list(iter_jobs(media, mode, variation_seed, fallback_seed, max_jobs))
 
 
-def _shape(media: PromptMedia, mode: str, fallback_seed: int) -> str:
-    return (f"{len(media.prompts)} prompts x {variations_per_prompt(media, mode)} variations x "
-            f"{len(seeds_for(media, fallback_seed))} seeds")
+def _count_text(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
 
 
 def describe(media: PromptMedia, mode: str, fallback_seed: int = 0) -> str:
     """e.g. '12 jobs · 3 prompts × 2 variations × 2 seeds'."""
-    total = count_jobs(media, mode, fallback_seed)
-    return (f"{total} jobs · {len(media.prompts)} prompts × {variations_per_prompt(media, mode)} "
-            f"variations × {len(seeds_for(media, fallback_seed))} seeds")
+    return (f"{_count_text(count_jobs(media, mode, fallback_seed))} jobs · {len(media.prompts)} prompts × "
+            f"{_count_text(variations_per_prompt(media, mode))} variations × "
+            f"{len(seeds_for(media, fallback_seed))} seeds")

@@ -144,8 +144,9 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     """safe_load ``text``; also return the node tree for error positions."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise PromptMediaError(f"file is larger than {MAX_FILE_BYTES // 1024} KiB", source=source)
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             return None, None
@@ -156,12 +157,18 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         msg = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
         raise PromptMediaError(msg, source=source, line=mark.line + 1 if mark else None,
                                column=mark.column + 1 if mark else None, field="(yaml)") from None
-    except yaml.YAMLError as e:  # reader errors (control characters, bad encoding)
+    except yaml.reader.ReaderError as e:  # control characters such as NUL
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        raise PromptMediaError(f"character {e.character:#06x} is not allowed in YAML", source=source,
+                               line=line, column=column, field="(yaml)") from None
+    except yaml.YAMLError as e:
         raise PromptMediaError(f"invalid YAML: {e}", source=source, field="(yaml)") from None
     except RecursionError:
         raise PromptMediaError(f"nesting deeper than {MAX_DEPTH} levels", source=source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class _Ctx:
