@@ -18,3 +18,5 @@ for _name in NODE_MODULES:
         continue                               # module not written yet
     NODE_CLASS_MAPPINGS.update(_mod.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_mod.NODE_DISPLAY_NAME_MAPPINGS)
+
+from . import routes  # noqa: E402,F401  (registers the HTTP routes on import)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import folder_paths
 
 PROMPT_MEDIA_FOLDER = "prompt_media"
 YAML_EXTENSIONS = {".yaml", ".yml"}
 CATEGORY = "Prompt Media"
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_prompts")
 
 
 def prompt_media_dir() -> str:
@@ -15,9 +17,15 @@ def prompt_media_dir() -> str:
 
 
 def register_prompt_media_folder() -> None:
-    """input/prompt_media/ holds the YAML files the loader lists; created if missing."""
+    """input/prompt_media/ holds the YAML files the loader lists. When it is first created it gets
+    the example files, so the example workflow runs out of the box; existing files are never touched."""
     path = prompt_media_dir()
-    os.makedirs(path, exist_ok=True)
+    if not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+        for name in sorted(os.listdir(EXAMPLES_DIR)):
+            target = os.path.join(path, name)
+            if name.endswith(tuple(YAML_EXTENSIONS)) and not os.path.exists(target):
+                shutil.copyfile(os.path.join(EXAMPLES_DIR, name), target)
     if PROMPT_MEDIA_FOLDER not in folder_paths.folder_names_and_paths:
         folder_paths.folder_names_and_paths[PROMPT_MEDIA_FOLDER] = ([path], YAML_EXTENSIONS)
 
