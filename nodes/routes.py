@@ -11,7 +11,7 @@ from server import PromptServer
 
 from ..core.errors import PromptMediaError
 from ..core.expand import count_jobs, describe, expansion_id
-from ..core.session import DEFAULT_ROOT, read_session_state
+from ..core.session import DEFAULT_ROOT, load_session, resolve_root
 from .loader import load
 
 
@@ -55,12 +55,13 @@ def session_info(prompt: dict, oom_id: str) -> dict:
                 and str(link[0]) == oom_id:
             root = _constant(node, "root", DEFAULT_ROOT)
             break
-    state = read_session_state(folder_paths.get_output_directory(), root, exp_id)
-    last = state.get("last_index") if state else None
+    session = load_session(resolve_root(folder_paths.get_output_directory(), root), exp_id)
+    last = session.last_index if session and session.last_index >= 0 else None
+    # a finished (or never started) session: the button starts a new one
     next_index = last + 1 if last is not None and last + 1 < total else 0
     return {"total": total, "description": describe(media, mode, seed), "expansion_id": exp_id,
             "next_index": next_index, "remaining": total - next_index, "last_index": last,
-            "folder": state.get("folder") if state else None}
+            "folder": session.folder if session else None}
 
 
 @PromptServer.instance.routes.post("/prompt_media/session")
@@ -68,5 +69,5 @@ async def post_session(request: web.Request) -> web.Response:
     try:
         body = await request.json()
         return web.json_response(session_info(body["prompt"], str(body["node_id"])))
-    except (PromptMediaError, SessionLookupError, KeyError, TypeError, ValueError) as e:
+    except (PromptMediaError, SessionLookupError, KeyError, TypeError, ValueError) as e:  # incl. SessionPathError
         return web.json_response({"error": str(e)}, status=400)
