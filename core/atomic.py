@@ -1,0 +1,137 @@
+"""Crash-safe file publication: nothing half-written is ever visible under a final name.
+
+Bytes go to a hidden temporary file in the target folder (same filesystem), are flushed and
+fsynced, and only then get their final name. Publishing never replaces an existing file:
+``os.link(tmp, final)`` fails with FileExistsError when ``final`` exists, which is what lets
+two processes saving into one folder pick different names instead of overwriting each other.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from typing import Any
+
+TEMP_PREFIX = ".pm-tmp-"     # hidden, and never matches a published name pattern
+TEMP_SUFFIX = ".part"
+
+# os.link failures that mean "this filesystem has no hard links", not "the name is taken".
+_NO_HARDLINK_ERRNOS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                       errno.EMLINK, errno.ENOSYS}
+
+
+def write_temp(folder: str, data: bytes) -> str:
+    """Write ``data`` to a new temporary file in ``folder`` and fsync it; returns its path.
+
+    The caller owns the file and must publish or remove it (see :func:`discard`).
+    """
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        discard(tmp)
+        raise
+    return tmp
+
+
+def discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def publish_temp(tmp: str, final: str) -> None:
+    """Give the complete file ``tmp`` the new name ``final``; on success ``tmp`` is gone.
+
+    Raises FileExistsError if ``final`` exists (it is never replaced) and leaves ``tmp`` in
+    place, so the caller can retry under another name or :func:`discard` it.
+    """
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in _NO_HARDLINK_ERRNOS:
+            raise
+        _reserve_and_replace(tmp, final)
+    else:
+        discard(tmp)
+    fsync_dir(os.path.dirname(final) or ".")
+
+
+def _reserve_and_replace(tmp: str, final: str) -> None:
+    """Fallback without hard links (FAT, some network shares): reserve the name exclusively,
+    then move the complete temp file over our own reservation. The reservation is empty for
+    that moment, never partial."""
+    fd = os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)   # FileExistsError if taken
+    os.close(fd)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        discard(final)
+        raise
+
+
+def publish_bytes(data: bytes, final: str) -> str:
+    """Write ``data`` under the new name ``final`` atomically; FileExistsError if it exists."""
+    tmp = write_temp(os.path.dirname(final) or ".", data)
+    try:
+        publish_temp(tmp, final)
+    except BaseException:
+        discard(tmp)
+        raise
+    return final
+
+
+def replace_bytes(data: bytes, final: str) -> str:
+    """Write ``data`` as ``final``, atomically replacing it (only for our own state files)."""
+    tmp = write_temp(os.path.dirname(final) or ".", data)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        discard(tmp)
+        raise
+    fsync_dir(os.path.dirname(final) or ".")
+    return final
+
+
+def fsync_dir(folder: str) -> None:
+    """Make a new directory entry durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _json_default(value: Any) -> Any:
+    # numpy / torch scalars and other number-likes that reach a sidecar from a graph
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r:.80}")
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Strict JSON (no NaN/Infinity), UTF-8, indented for people reading sidecars."""
+    return (json.dumps(obj, ensure_ascii=False, indent=2, allow_nan=False, default=_json_default)
+            + "\n").encode("utf-8")
+
+
+def write_json(path: str, obj: Any, *, replace: bool = False) -> str:
+    """Write ``obj`` as JSON atomically. ``replace=False`` refuses to replace an existing file
+    (FileExistsError); ``replace=True`` atomically swaps it (our own state files only)."""
+    data = json_bytes(obj)          # serialise first: a bad value never leaves a temp file behind
+    return replace_bytes(data, path) if replace else publish_bytes(data, path)

@@ -1,0 +1,87 @@
+import errno
+import json
+import os
+
+import pytest
+
+from prompt_media_pkg.core import atomic
+
+
+def _names(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_publish_bytes_writes_complete_file_and_no_temp(tmp_path):
+    final = tmp_path / "001_seed_1.png"
+    atomic.publish_bytes(b"abc" * 1000, str(final))
+    assert final.read_bytes() == b"abc" * 1000
+    assert _names(tmp_path) == ["001_seed_1.png"]
+
+
+def test_publish_never_replaces_existing_file(tmp_path):
+    final = tmp_path / "a.png"
+    final.write_bytes(b"original")
+    with pytest.raises(FileExistsError):
+        atomic.publish_bytes(b"new", str(final))
+    assert final.read_bytes() == b"original"
+    assert _names(tmp_path) == ["a.png"]          # the temp file is cleaned up
+
+
+def test_failure_mid_write_leaves_no_final_file(tmp_path, monkeypatch):
+    def broken_fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(atomic.os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="No space"):
+        atomic.publish_bytes(b"x" * 10_000, str(tmp_path / "b.png"))
+    assert _names(tmp_path) == []
+
+
+def test_serialisation_failure_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError):
+        atomic.write_json(str(tmp_path / "c.json"), {"cfg": float("nan")})
+    with pytest.raises(TypeError):
+        atomic.write_json(str(tmp_path / "c.json"), {"x": object()})
+    assert _names(tmp_path) == []
+
+
+def test_fallback_without_hard_links(tmp_path, monkeypatch):
+    def no_link(src, dst):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+    monkeypatch.setattr(atomic.os, "link", no_link)
+    final = tmp_path / "d.png"
+    atomic.publish_bytes(b"data", str(final))
+    assert final.read_bytes() == b"data"
+    with pytest.raises(FileExistsError):
+        atomic.publish_bytes(b"other", str(final))
+    assert final.read_bytes() == b"data"
+    assert _names(tmp_path) == ["d.png"]
+
+
+def test_publish_temp_keeps_temp_on_conflict_for_retry(tmp_path):
+    (tmp_path / "1.png").write_bytes(b"taken")
+    tmp = atomic.write_temp(str(tmp_path), b"mine")
+    with pytest.raises(FileExistsError):
+        atomic.publish_temp(tmp, str(tmp_path / "1.png"))
+    assert os.path.exists(tmp)
+    atomic.publish_temp(tmp, str(tmp_path / "2.png"))
+    assert not os.path.exists(tmp)
+    assert (tmp_path / "2.png").read_bytes() == b"mine"
+
+
+def test_write_json_replace_for_state_files(tmp_path):
+    path = str(tmp_path / "state.json")
+    atomic.write_json(path, {"a": 1}, replace=True)
+    atomic.write_json(path, {"a": 2}, replace=True)
+    assert json.loads(open(path).read()) == {"a": 2}
+    with pytest.raises(FileExistsError):
+        atomic.write_json(path, {"a": 3})
+    assert _names(tmp_path) == ["state.json"]
+
+
+def test_json_accepts_number_likes(tmp_path):
+    class NumpyLike:
+        def item(self):
+            return 7
+    path = str(tmp_path / "n.json")
+    atomic.write_json(path, {"seed": NumpyLike(), "t": (1, 2)})
+    assert json.loads(open(path).read()) == {"seed": 7, "t": [1, 2]}
