@@ -1,0 +1,195 @@
+"""Session folders, image numbering and the on-disk session state.
+
+Layout: ``<output>/<root>/YYYY/MM/DD/HHMM/`` (local time of the session start) holding
+``{count:03d}_seed_{seed}.png`` + ``.json``; counts start at 001 and grow past 999 with more
+digits. One state file per expansion, ``<output>/<root>/.prompt_media/sessions/<id>.json``,
+remembers the session's folder so later jobs continue it, even across a ComfyUI restart:
+
+- a job with index 0 opens a new session (a new folder at the current time; if that folder
+  exists, e.g. the same minute, numbering continues after its highest count);
+- a job with index > 0 continues the session recorded for its expansion, or opens one if none
+  is recorded.
+
+Names are claimed with an atomic no-replace link, so concurrent savers never overwrite.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from .atomic import discard, publish_temp, write_json, write_temp
+
+DEFAULT_ROOT = "collections/images"
+STATE_DIR = os.path.join(".prompt_media", "sessions")
+FOLDER_FORMAT = "%Y/%m/%d/%H%M"
+STARTED_FORMAT = "%Y-%m-%dT%H:%M:%S"
+MAX_CLAIM_ATTEMPTS = 100_000
+
+NUMBERED_FILE = re.compile(r"^(\d+)_seed_(-?\d+)\.(?:png|json)$")
+_EXPANSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class SessionPathError(ValueError):
+    """A root or stored folder that would leave the output directory, or is malformed."""
+
+
+# --------------------------------------------------------------------------- naming
+
+def image_name(count: int, seed: int) -> str:
+    return f"{count:03d}_seed_{seed}.png"
+
+
+def sidecar_name(count: int, seed: int) -> str:
+    return f"{count:03d}_seed_{seed}.json"
+
+
+def highest_count(folder: str) -> int:
+    """The highest NNN among ``NNN_seed_*.png|json`` in ``folder``; 0 when none (or no folder)."""
+    best = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                m = NUMBERED_FILE.match(entry.name)
+                if m:
+                    best = max(best, int(m.group(1)))
+    except FileNotFoundError:
+        return 0
+    return best
+
+
+def session_folder(root_dir: str, started: datetime) -> str:
+    return os.path.join(root_dir, *started.strftime(FOLDER_FORMAT).split("/"))
+
+
+# --------------------------------------------------------------------------- root safety
+
+def resolve_root(output_dir: str, root: str) -> str:
+    """Absolute folder for ``root`` (relative to ``output_dir``), refusing anything that could
+    leave it: '..', absolute paths, drive letters, UNC paths, NUL bytes, symlinks pointing out."""
+    if not isinstance(root, str):
+        raise SessionPathError(f"root must be text, got {type(root).__name__}")
+    text = root.strip()
+    if not text:
+        raise SessionPathError(f"root is empty; use a folder relative to the output directory, "
+                               f"e.g. {DEFAULT_ROOT!r}")
+    if "\0" in text:
+        raise SessionPathError(f"root {root!r} contains a NUL byte")
+    if text.startswith(("/", "\\")) or _DRIVE.match(text) or os.path.isabs(text):
+        raise SessionPathError(f"root {root!r} is absolute; it must be relative to the output "
+                               f"directory ({output_dir})")
+    parts = [p for p in re.split(r"[\\/]+", text) if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise SessionPathError(f"root {root!r} contains '..'; it must stay inside the output "
+                               f"directory ({output_dir})")
+    if not parts:
+        raise SessionPathError(f"root {root!r} names no folder")
+    return ensure_inside(output_dir, os.path.join(output_dir, *parts), what=f"root {root!r}")
+
+
+def ensure_inside(base: str, path: str, what: str = "path") -> str:
+    """``path`` if its real location (symlinks resolved) is inside ``base``; else an error."""
+    real_base = os.path.realpath(base)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_base, real]) != real_base:
+        raise SessionPathError(f"{what} resolves to {real}, outside {real_base} "
+                               "(a symlink pointing out?)")
+    return os.path.abspath(path)
+
+
+# --------------------------------------------------------------------------- session state
+
+@dataclass
+class Session:
+    expansion_id: str
+    root_dir: str          # absolute <output>/<root>
+    folder: str            # absolute session folder
+    started: datetime
+    last_index: int = -1
+    last_count: int = 0
+    opened: bool = False   # True when this call opened the session (job 0 or none recorded)
+
+    def state(self) -> dict:
+        return {"expansion_id": self.expansion_id,
+                "folder": os.path.relpath(self.folder, self.root_dir).replace(os.sep, "/"),
+                "started": self.started.strftime(STARTED_FORMAT),
+                "last_index": self.last_index, "last_count": self.last_count}
+
+
+def state_path(root_dir: str, expansion_id: str) -> str:
+    if not isinstance(expansion_id, str) or not _EXPANSION_ID.match(expansion_id):
+        raise SessionPathError(f"expansion_id {expansion_id!r} is not a plain identifier")
+    return os.path.join(root_dir, STATE_DIR, f"{expansion_id}.json")
+
+
+def load_session(root_dir: str, expansion_id: str) -> Session | None:
+    """The session recorded for ``expansion_id``; None when none is recorded or the record is
+    unusable (then a new session is opened: continuing into a wrong folder would be worse)."""
+    path = state_path(root_dir, expansion_id)
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(1024 * 1024))
+        folder = data["folder"]
+        if not isinstance(folder, str) or "\0" in folder or os.path.isabs(folder) \
+                or ".." in re.split(r"[\\/]+", folder):
+            return None
+        full = ensure_inside(root_dir, os.path.join(root_dir, *folder.split("/")))
+        return Session(expansion_id, root_dir, full,
+                       datetime.strptime(data["started"], STARTED_FORMAT),
+                       int(data.get("last_index", -1)), int(data.get("last_count", 0)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_session(session: Session) -> None:
+    path = state_path(session.root_dir, session.expansion_id)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_json(path, session.state(), replace=True)
+
+
+def open_or_continue(root_dir: str, expansion_id: str, job_index: int,
+                     now: Callable[[], datetime] = datetime.now) -> Session:
+    """The session a job saves into (see the module docstring); its folder exists on return."""
+    session = None if job_index <= 0 else load_session(root_dir, expansion_id)
+    if session is None:
+        started = now().replace(microsecond=0)
+        session = Session(expansion_id, root_dir, session_folder(root_dir, started), started,
+                          opened=True)
+    os.makedirs(session.folder, exist_ok=True)
+    ensure_inside(root_dir, session.folder, what="session folder")
+    if session.opened:
+        save_session(session)      # later jobs must find it even if this one fails midway
+    return session
+
+
+# --------------------------------------------------------------------------- publishing
+
+def claim_and_publish(folder: str, data: bytes, seed: int, min_count: int = 1) -> tuple[int, str]:
+    """Publish PNG ``data`` as ``NNN_seed_{seed}.png`` with the next free count (at least
+    ``min_count``, above every numbered file in the folder); returns (count, path).
+
+    The folder is rescanned before each attempt, so a count another process just took (under
+    any seed) is skipped; the no-replace link makes overwriting impossible even in a race.
+    """
+    tmp: str | None = write_temp(folder, data)
+    try:
+        count = max(1, min_count)
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            count = max(count, highest_count(folder) + 1)
+            final = os.path.join(folder, image_name(count, seed))
+            try:
+                publish_temp(tmp, final)
+            except FileExistsError:
+                count += 1
+                continue
+            tmp = None
+            return count, final
+        raise RuntimeError(f"could not find a free image number in {folder} after "
+                           f"{MAX_CLAIM_ATTEMPTS} attempts")
+    finally:
+        if tmp is not None:
+            discard(tmp)
