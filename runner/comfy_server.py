@@ -1,0 +1,242 @@
+"""Start and stop a headless CPU ComfyUI for tests and benchmarks (standard library only).
+
+    server = ComfyServer(comfyui_path="/tmp/comfy", python="/tmp/comfyenv/bin/python",
+                         base_dir="/tmp/pm-base", extensions={"comfyui-prompt-media": repo},
+                         models_dir=cache_dir)          # holds checkpoints/ and loras/
+    server.start()            # waits for /system_stats; raises ServerError with the log tail
+    server.client.run(prompt)
+    server.restart()          # same port, same base dir (output, input, user db survive)
+    server.stop()             # TERM, then KILL, of its own process group only
+
+The base dir is ComfyUI's ``--base-directory``: custom_nodes/ gets a symlink per extension,
+models/<folder>/ gets a symlink per model file (so a test may add files of its own there without
+touching the shared model cache). The log is ``<base>/comfyui-<port>.log``; ``log_mark()`` /
+``log_since(mark)`` read what one test caused.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from .comfy_client import ComfyClient
+
+ATTENTION_FLAG = "--use-pytorch-cross-attention"   # 2.5x faster than ComfyUI's CPU default
+
+
+class ServerError(RuntimeError):
+    """ComfyUI did not come up, or an extension failed to import."""
+
+
+def free_port(candidates: range | None = None, host: str = "127.0.0.1") -> int:
+    """A port nobody listens on: the first free one of ``candidates``, else one the OS picks."""
+    for port in candidates or ():
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    if candidates:
+        raise ServerError(f"no free port in {candidates.start}-{candidates.stop - 1}")
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_range_from_env(value: str | None) -> range | None:
+    """'8210-8219' -> range(8210, 8220); '' / None -> None."""
+    if not value:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", value)
+    if not m:
+        raise ServerError(f"port range {value!r}: expected PORT or FIRST-LAST")
+    first = int(m.group(1))
+    return range(first, int(m.group(2) or first) + 1)
+
+
+class ComfyServer:
+    def __init__(self, comfyui_path: str | os.PathLike, python: str | os.PathLike, base_dir: str | os.PathLike,
+                 *, port: int | None = None, ports: range | None = None,
+                 extensions: dict[str, str | os.PathLike] | None = None,
+                 models_dir: str | os.PathLike | None = None, extra_args: list[str] | None = None,
+                 startup_timeout: float = 180.0):
+        self.comfyui_path = Path(comfyui_path)
+        self.python = str(python)
+        self.base = Path(base_dir)
+        self.port = port
+        self.ports = ports
+        self.extensions = {k: Path(v).resolve() for k, v in (extensions or {}).items()}
+        self.models_dir = Path(models_dir) if models_dir else None
+        self.extra_args = list(extra_args or [])
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen | None = None
+        self.startup_s: float | None = None
+
+    # -- paths
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / f"comfyui-{self.port}.log"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def client(self) -> ComfyClient:
+        return ComfyClient(self.url)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- lifecycle
+    def prepare(self) -> None:
+        """Lay out the base dir: folders, extension links, model links (idempotent)."""
+        for sub in ("custom_nodes", "models", "input", "output", "temp", "user"):
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
+        for name, src in self.extensions.items():
+            link = self.base / "custom_nodes" / name
+            if link.is_symlink() or link.exists():
+                if link.is_symlink() and link.resolve() == src:
+                    continue
+                link.unlink()
+            link.symlink_to(src, target_is_directory=True)
+        if self.models_dir:
+            for folder in sorted(p for p in self.models_dir.iterdir() if p.is_dir()):
+                dest = self.base / "models" / folder.name
+                dest.mkdir(exist_ok=True)
+                for f in sorted(folder.iterdir()):
+                    if not (dest / f.name).exists():
+                        (dest / f.name).symlink_to(f.resolve())
+
+    def command(self) -> list[str]:
+        return [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+                "--base-directory", str(self.base), "--disable-auto-launch",
+                # the default db lives in the ComfyUI checkout, whose user/ may not exist
+                "--database-url", f"sqlite:///{self.base}/user/comfyui.db",
+                ATTENTION_FLAG, *self.extra_args]
+
+    def start(self) -> "ComfyServer":
+        if self.running():
+            return self
+        self.prepare()
+        if self.port is None:
+            self.port = free_port(self.ports)
+        t0 = time.monotonic()
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== start {time.strftime('%H:%M:%S')} port {self.port} =====\n".encode())
+        log.flush()
+        self._log_start = log.tell()
+        # own session/process group: stop() can end ComfyUI and anything it spawned, and a
+        # Ctrl-C in the test terminal does not hit it before our cleanup runs
+        self.proc = subprocess.Popen(self.command(), cwd=self.comfyui_path, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        client = ComfyClient(self.url)
+        while not client.is_up():
+            if self.proc.poll() is not None:
+                raise ServerError(f"ComfyUI exited during startup (code {self.proc.returncode}); "
+                                  f"log {self.log_path}:\n{self.log_tail()}")
+            if time.monotonic() - t0 > self.startup_timeout:
+                self.stop()
+                raise ServerError(f"ComfyUI not answering after {self.startup_timeout:.0f}s; "
+                                  f"log {self.log_path}:\n{self.log_tail()}")
+            time.sleep(0.25)
+        self.startup_s = time.monotonic() - t0
+        failed = self.failed_extensions()
+        if failed:
+            detail = self.log_since(self._log_start)
+            self.stop()
+            raise ServerError(f"custom node(s) {', '.join(failed)} failed to import (IMPORT FAILED); "
+                              f"log {self.log_path}:\n{_import_traceback(detail, failed)}")
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self.proc = None
+
+    def restart(self) -> "ComfyServer":
+        """Stop and start again on the same port and base dir (a ComfyUI restart)."""
+        self.stop()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:        # the old socket may linger briefly
+            try:
+                free_port(range(self.port, self.port + 1))
+                break
+            except ServerError:
+                time.sleep(0.2)
+        return self.start()
+
+    def __enter__(self) -> "ComfyServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- log
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_mark(self) -> int:
+        """Current end of the log; pass it to log_since() later."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, mark: int) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(mark)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def failed_extensions(self) -> list[str]:
+        """Our extensions ComfyUI reported as IMPORT FAILED in this run's log."""
+        text = self.log_since(self._log_start)
+        return [name for name in self.extensions
+                if re.search(r"\(IMPORT FAILED\): .*custom_nodes[/\\]" + re.escape(name) + r"\s*$", text, re.M)]
+
+    # -- files
+    def output_files(self, subfolder: str = "", pattern: str = "*") -> list[Path]:
+        """Files under output/<subfolder> (recursive), sorted."""
+        root = self.output_dir / subfolder
+        return sorted(p for p in root.rglob(pattern) if p.is_file()) if root.exists() else []
+
+
+def _import_traceback(log: str, names: list[str]) -> str:
+    """The traceback ComfyUI printed for a failed custom node, else the log tail."""
+    blocks = re.split(r"\n(?=Traceback \(most recent call last\):)", log)
+    hits = [b for b in blocks if b.startswith("Traceback") and any(n in b for n in names)]
+    return "\n".join(hits)[-6000:] if hits else "\n".join(log.splitlines()[-40:])

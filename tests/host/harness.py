@@ -1,0 +1,253 @@
+"""Host-tier fixtures: a real headless ComfyUI with this repository as a custom node.
+
+Needs two environment variables (``scripts/test.sh`` sets them when it finds a host):
+
+    COMFYUI_PATH    the ComfyUI source dir (has main.py)
+    COMFYUI_PYTHON  the python that runs it (torch installed)
+
+Without them every test under tests/host is skipped with the reason
+"COMFYUI_PATH/COMFYUI_PYTHON not set: host tier skipped".
+
+Fixtures (use them from any test module under tests/host; tests/browser/conftest.py can reuse
+them with ``from prompt_media_pkg.tests.host.harness import *``):
+
+``comfy_server`` (session)
+    A started :class:`ComfyServer` (runner/comfy_server.py): one per test session, on a free
+    127.0.0.1 port, with a fresh base dir holding custom_nodes/comfyui-prompt-media -> this repo
+    and models/{checkpoints,loras}/ linked to the project's tiny test models
+    (``checkpoints/tiny_sd15.ckpt``; ``loras/tiny_lora_attn``, ``tiny_lora_conv``,
+    ``tiny_lora_diffusers`` ``.safetensors``). Startup fails the session clearly if our extension
+    shows "IMPORT FAILED". Stopped at the end, also on errors; the base dir is deleted unless a
+    test failed (then its path, with the server log, is printed) or PM_KEEP_BASE=1.
+``comfy`` (function)
+    A :class:`HostTest` over the session server: ``client`` (ComfyClient), ``run(prompt)`` /
+    ``run_ok(prompt)``, ``put_yaml(name, text)`` into input/prompt_media/, ``prefix`` (an
+    output subfolder unique to the test: use it as filename_prefix root so tests never see each
+    other's files and ComfyUI's cache never skips a test's saver), ``output_files()``, ``log()``
+    (the server log written during this test).
+``make_comfy_server`` (function)
+    Factory for extra servers a test owns, e.g. to stop and restart one mid-session:
+    ``srv = make_comfy_server()``; ``srv.restart()``; every one is stopped after the test.
+    ``make_comfy_server(base_dir=comfy_server.base)`` is NOT allowed while the session server
+    runs (two servers on one sqlite db); give a fresh dir (the default) or stop first.
+``test_models_dir`` (session)
+    The models dir made by tests/fixtures/make_test_models.py (cached across runs).
+
+Environment knobs: PM_TEST_PORTS ("8210-8219": pick ports from that range; default: any free
+port), PM_TEST_BASE_PREFIX (default /tmp/pm-host-), PM_TEST_MODELS (model cache root),
+PM_KEEP_BASE=1, PM_COMFY_ARGS (extra main.py flags, space separated).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from prompt_media_pkg.runner.comfy_client import ComfyClient, RunResult
+from prompt_media_pkg.runner.comfy_server import ComfyServer, ServerError, port_range_from_env
+
+REPO = Path(__file__).resolve().parents[2]
+HOST_DIR = Path(__file__).resolve().parent
+EXTENSION_NAME = "comfyui-prompt-media"
+MAKE_MODELS = REPO / "tests" / "fixtures" / "make_test_models.py"
+SKIP_REASON = "COMFYUI_PATH/COMFYUI_PYTHON not set: host tier skipped"
+PROMPT_MEDIA_INPUT = "prompt_media"          # the loader's folder under ComfyUI's input/
+DEFAULT_TIMEOUT = 300.0
+
+__all__ = ["comfy_host", "test_models_dir", "comfy_server", "comfy", "make_comfy_server",
+           "pytest_collection_modifyitems", "pytest_runtest_makereport", "HostConfig", "HostTest", "SKIP_REASON", "EXTENSION_NAME"]
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    comfyui_path: Path
+    python: Path
+
+
+def host_config() -> HostConfig | None:
+    """The host from the environment; None when not configured; raises when misconfigured."""
+    path, python = os.environ.get("COMFYUI_PATH", ""), os.environ.get("COMFYUI_PYTHON", "")
+    if not path or not python:
+        return None
+    if not (Path(path) / "main.py").is_file():
+        raise ServerError(f"COMFYUI_PATH={path!r} is not a ComfyUI source dir (no main.py)")
+    if not os.access(python, os.X_OK):
+        raise ServerError(f"COMFYUI_PYTHON={python!r} is not an executable")
+    return HostConfig(Path(path), Path(python))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip every host test up front when no host is configured (so none of them even tries)."""
+    try:
+        configured = host_config() is not None
+    except ServerError:
+        return                                   # misconfigured: let comfy_host report the error
+    if configured:
+        return
+    skip = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if HOST_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember a failed test body so make_comfy_server keeps that test's base dir."""
+    report = yield
+    if report.when == "call" and report.failed:
+        item.rep_call_failed = True
+    return report
+
+
+def _base_dir() -> Path:
+    prefix = os.environ.get("PM_TEST_BASE_PREFIX", "/tmp/pm-host-")
+    parent, name = os.path.split(prefix)
+    os.makedirs(parent or ".", exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=name, dir=parent or None))
+
+
+@pytest.fixture(scope="session")
+def comfy_host() -> HostConfig:
+    try:
+        cfg = host_config()
+    except ServerError as e:
+        pytest.fail(str(e), pytrace=False)
+    if cfg is None:
+        pytest.skip(SKIP_REASON)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def test_models_dir(comfy_host) -> Path:
+    env = dict(os.environ, COMFYUI_PATH=str(comfy_host.comfyui_path))
+    t0 = time.monotonic()
+    proc = subprocess.run([str(comfy_host.python), str(MAKE_MODELS)], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"make_test_models.py failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}", pytrace=False)
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    sys.stderr.write(f"\n[host] test models {path} ({time.monotonic() - t0:.1f}s)\n")
+    return path
+
+
+class ServerFactory:
+    """Makes ComfyServers for this repo + the test models; stops every one it made on close()."""
+
+    def __init__(self, host: HostConfig, models: Path):
+        self.host, self.models = host, models
+        self.servers: list[tuple[ComfyServer, bool]] = []
+
+    def __call__(self, base_dir: str | os.PathLike | None = None, *, extra_args: list[str] | None = None,
+                 start: bool = True) -> ComfyServer:
+        owned = base_dir is None
+        server = ComfyServer(
+            self.host.comfyui_path, self.host.python, base_dir or _base_dir(),
+            ports=port_range_from_env(os.environ.get("PM_TEST_PORTS")),
+            extensions={EXTENSION_NAME: REPO}, models_dir=self.models,
+            extra_args=(extra_args if extra_args is not None else os.environ.get("PM_COMFY_ARGS", "").split()))
+        self.servers.append((server, owned))
+        if start:
+            server.start()
+        return server
+
+    def close(self, keep: bool) -> list[Path]:
+        kept = []
+        for server, owned in self.servers:
+            server.stop()
+            if owned and not keep:
+                shutil.rmtree(server.base, ignore_errors=True)
+            elif owned:
+                kept.append(server.base)
+        self.servers.clear()
+        return kept
+
+
+def _keep(session) -> bool:
+    return os.environ.get("PM_KEEP_BASE") == "1" or session.testsfailed > 0
+
+
+@pytest.fixture(scope="session")
+def comfy_server(request, comfy_host, test_models_dir) -> ComfyServer:
+    factory = ServerFactory(comfy_host, test_models_dir)
+    try:
+        server = factory()
+    except ServerError as e:
+        factory.close(keep=True)
+        pytest.fail(str(e), pytrace=False)
+    sys.stderr.write(f"[host] ComfyUI up on {server.url} in {server.startup_s:.1f}s (base {server.base})\n")
+    try:
+        yield server
+    finally:
+        for base in factory.close(keep=_keep(request.session)):
+            sys.stderr.write(f"\n[host] kept base dir {base} (log {base}/comfyui-*.log)\n")
+
+
+@pytest.fixture
+def make_comfy_server(request, comfy_host, test_models_dir):
+    factory = ServerFactory(comfy_host, test_models_dir)
+    try:
+        yield factory
+    finally:
+        failed = getattr(request.node, "rep_call_failed", False)
+        for base in factory.close(keep=failed or os.environ.get("PM_KEEP_BASE") == "1"):
+            sys.stderr.write(f"\n[host] kept base dir {base}\n")
+
+
+class HostTest:
+    """Per-test helpers over a running server (see the module docstring)."""
+
+    def __init__(self, server: ComfyServer, name: str):
+        self.server = server
+        self.client: ComfyClient = server.client
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80]
+        self.prefix = f"pmtest/{safe}_{time.strftime('%H%M%S')}_{os.getpid() % 1000}"
+        self._log_mark = server.log_mark()
+
+    @property
+    def prompt_media_dir(self) -> Path:
+        return self.server.input_dir / PROMPT_MEDIA_INPUT
+
+    def put_yaml(self, name: str, text: str) -> str:
+        """Write input/prompt_media/<name> (atomically); returns the name for the loader's file."""
+        path = self.prompt_media_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        return name
+
+    def run(self, prompt: dict, timeout: float = DEFAULT_TIMEOUT, **kw) -> RunResult:
+        return self.client.run(prompt, timeout=timeout, **kw)
+
+    def run_ok(self, prompt: dict, timeout: float = DEFAULT_TIMEOUT, **kw) -> RunResult:
+        """run() and assert it ended in success (the error, node and log tail otherwise)."""
+        result = self.run(prompt, timeout=timeout, **kw)
+        assert result.status == "success", (f"{result.error_summary()}\n--- server log during this test ---\n"
+                                            f"{self.log()[-3000:]}")
+        return result
+
+    def output_files(self, subfolder: str | None = None, pattern: str = "*") -> list[Path]:
+        """Files under output/<subfolder> (default: this test's prefix folder), sorted."""
+        return self.server.output_files(self.prefix if subfolder is None else subfolder, pattern)
+
+    def image_paths(self, result: RunResult) -> list[Path]:
+        """Full paths of the images a run reported (type "output" only)."""
+        return [self.server.output_dir / i.get("subfolder", "") / i["filename"]
+                for i in result.images if i.get("type", "output") == "output"]
+
+    def log(self) -> str:
+        """The server log written since this test started."""
+        return self.server.log_since(self._log_mark)
+
+
+@pytest.fixture
+def comfy(request, comfy_server) -> HostTest:
+    if not comfy_server.running():            # a test may have stopped it: bring it back
+        comfy_server.start()
+    return HostTest(comfy_server, request.node.name)
