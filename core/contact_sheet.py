@@ -20,9 +20,12 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import BinaryIO, Callable, Iterable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
+
+from .atomic import TEMP_PREFIX, TEMP_SUFFIX, discard, fsync_dir
+from .session import DEFAULT_ROOT, SessionPathError, ensure_inside, resolve_root
 
 SHEET_STEM = "contact_sheet"
 ANIMATION_STEM = "session"
@@ -47,10 +50,12 @@ EMPTY_CELL = (64, 64, 64)     # a grid position with no image (session still run
 TEXT = (235, 235, 235)
 MUTED = (160, 160, 160)
 SEPARATOR = " · "
+FILE_MODE = 0o644             # like the images beside it, not mkstemp's private 0600
 
 _OWN_OUTPUT = re.compile(rf"^(?:{SHEET_STEM}(?:_\d+)?|{ANIMATION_STEM})\.[a-z]+$", re.IGNORECASE)
 _SIDECAR_NAME = re.compile(r"^\d+_seed_-?\d+\.json$")
 _SPACES = re.compile(r"\s+")
+_FOLDER_PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"), re.compile(r"\d{4}"))
 
 
 # ----------------------------------------------------------------------------- data
@@ -230,6 +235,48 @@ def scan_session(folder: str) -> tuple[list[SessionImage], list[Skipped]]:
             skipped.append(Skipped(name, f"{stem}.json: {e}"))
     images.sort(key=lambda im: (im.task_id, im.name))
     return images, skipped
+
+
+def recent_session_folders(output_dir: str, root: str = DEFAULT_ROOT, limit: int = 50) -> list[str]:
+    """Session folders ``<root>/YYYY/MM/DD/HHMM`` under ``output_dir``, newest first, as paths
+    relative to ``output_dir`` with '/' separators. Walks newest-first and stops at ``limit``."""
+    found: list[str] = []
+
+    def walk(rel: tuple[str, ...], depth: int) -> None:
+        folder = os.path.join(output_dir, *rel)
+        try:
+            names = sorted((n for n in os.listdir(folder) if _FOLDER_PARTS[depth].fullmatch(n)), reverse=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            if len(found) >= limit:
+                return
+            if not os.path.isdir(os.path.join(folder, name)):
+                continue
+            if depth == len(_FOLDER_PARTS) - 1:
+                found.append("/".join(rel + (name,)))
+            else:
+                walk(rel + (name,), depth + 1)
+
+    walk(tuple(p for p in re.split(r"[\\/]+", root) if p), 0)
+    return found
+
+
+def session_folder_path(output_dir: str, folder: str) -> str:
+    """The absolute session folder for user text: relative to ``output_dir``, or absolute but
+    inside it. Refuses '..', paths outside the output directory and symlinks pointing out."""
+    text = (folder or "").strip()
+    if not text:
+        raise SessionPathError("no session folder given")
+    if os.path.isabs(text):
+        if "\0" in text:
+            raise SessionPathError(f"folder {folder!r} contains a NUL byte")
+        path = ensure_inside(output_dir, text, what=f"folder {text!r}")
+    else:
+        path = resolve_root(output_dir, text)
+    if not os.path.isdir(path):
+        raise SessionPathError(f"session folder {text!r} does not exist in {output_dir}")
+    return path
 
 
 # ----------------------------------------------------------------------------- text
@@ -452,8 +499,9 @@ def plan_sheet(images: Sequence[SessionImage], *, cell_size: int = DEFAULT_CELL_
         notes.append(f"a single row is taller than max_height={max_height}: its page is taller")
     if header:
         for i, p in enumerate(pages):
-            suffix = f"{SEPARATOR}page {i + 1}/{len(pages)}" if len(pages) > 1 else ""
-            p.texts.insert(0, TextItem(shorten(header + suffix, font, text_width), border, border))
+            suffix = f"page {i + 1}/{len(pages)}{SEPARATOR}" if len(pages) > 1 else ""
+            p.texts.insert(0, TextItem(suffix + shorten(header, font, text_width - int(font.getlength(suffix))),
+                                       border, border))
     return SheetPlan(pages, grids, (cell_w, cell_h), notes)
 
 
@@ -537,22 +585,25 @@ class _LazyFrames(Image.Image):
 
 # ----------------------------------------------------------------------------- writing
 
-def atomic_save(folder: str, final_name: str, save: Callable[[str], None]) -> str:
-    """Runs ``save(temp_path)`` on a temp file in ``folder`` and renames it over ``final_name``.
-    Only for derived files (sheets, animations): an older one is replaced, a half-written one
-    never appears."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{final_name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
+def atomic_save(folder: str, final_name: str, write: Callable[[BinaryIO], None]) -> str:
+    """Runs ``write(file)`` on a hidden temp file in ``folder``, fsyncs it and renames it over
+    ``final_name``. Replacing is right here and only here: sheets and animations are derived
+    files; images and sidecars are published by the saver with no-replace links."""
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
     try:
-        save(tmp)
-        os.replace(tmp, os.path.join(folder, final_name))
+        if hasattr(os, "fchmod"):                  # mkstemp makes it 0600
+            os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        final = os.path.join(folder, final_name)
+        os.replace(tmp, final)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        discard(tmp)
         raise
-    return os.path.join(folder, final_name)
+    fsync_dir(folder)
+    return final
 
 
 def sheet_names(pages: int, ext: str) -> list[str]:
@@ -641,7 +692,7 @@ def compose_session(folder: str, *, sheet: bool = True, animation: bool = False,
                 params = {"quality": jpeg_quality, "optimize": True} if ext == "jpg" else \
                          {"compress_level": 6} if ext == "png" else {"quality": 90}
                 result.sheets.append(atomic_save(
-                    folder, name, lambda tmp: rendered.save(tmp, format=SHEET_FORMATS[ext], **params)))
+                    folder, name, lambda f: rendered.save(f, format=SHEET_FORMATS[ext], **params)))
                 del rendered
             _remove_stale_sheets(folder, ext, names)
 
@@ -651,7 +702,7 @@ def compose_session(folder: str, *, sheet: bool = True, animation: bool = False,
         params = {"save_all": True, "duration": frame_ms, "loop": 0}
         params.update({"quality": 80, "method": 0} if anim_ext == "webp" else {"optimize": False})
         result.animation = atomic_save(folder, f"{ANIMATION_STEM}.{anim_ext}",
-                                       lambda tmp: frames.save(tmp, format=ANIMATION_FORMATS[anim_ext], **params))
+                                       lambda f: frames.save(f, format=ANIMATION_FORMATS[anim_ext], **params))
     return result
 
 
