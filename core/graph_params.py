@@ -45,7 +45,7 @@ class GraphParams:
     sampler_id: str | None = None
     sampler_class: str | None = None
     values: dict[str, Any] | None = None        # name -> constant | Linked
-    loras: list[dict] | None = None             # core LoraLoader nodes on the model path, in order
+    loras: list[dict] | None = None             # LoRA nodes on the model path, in application order
     notes: list[str] | None = None
 
     @property
@@ -128,6 +128,10 @@ def _model_path(prompt: dict, sampler: dict) -> tuple[Any, list[dict]]:
             loras.append({"lora_name": _value(prompt, inputs.get("lora_name")),
                           "strength_model": _value(prompt, inputs.get("strength_model")),
                           "strength_clip": _value(prompt, inputs.get("strength_clip", 0.0))})
+        elif "lora_stack" in inputs:
+            # a stack-applying node (our LoRA chain): its place in the order; the saver fills
+            # it from the chain's LORA_STACK output
+            loras.append({"stack_node": link[0], "class_type": cls})
         if "model" not in inputs:
             break
         raw = inputs["model"]

@@ -14,6 +14,7 @@ Names are claimed with an atomic no-replace link, so concurrent savers never ove
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from .atomic import discard, publish_temp, write_json, write_temp
+from .atomic import discard, publish_bytes, publish_temp, write_json, write_temp
 
 DEFAULT_ROOT = "collections/images"
 STATE_DIR = os.path.join(".prompt_media", "sessions")
@@ -193,3 +194,76 @@ def claim_and_publish(folder: str, data: bytes, seed: int, min_count: int = 1) -
     finally:
         if tmp is not None:
             discard(tmp)
+
+
+# --------------------------------------------------------------------------- prompt file copy
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
+PROMPT_EXTENSIONS = (".yaml", ".yml")
+
+
+def prompt_copy_name(source_name: str) -> str:
+    """A safe file name for the session's copy of the prompt file: its base name, no folders,
+    no leading dot, a YAML extension."""
+    base = re.split(r"[\\/]", str(source_name or ""))[-1]
+    base = _UNSAFE_NAME_CHARS.sub("_", base).strip(" .") or "prompt_media.yaml"
+    if not base.lower().endswith(PROMPT_EXTENSIONS):
+        base += ".yaml"
+    return base
+
+
+def copy_prompt_file(folder: str, source_name: str, text: str) -> str:
+    """Put the prompt file into the session folder once; returns the copy's path.
+
+    An identical copy already there is reused; a different file of the same name (another
+    session in the same minute) is kept, and ours gets a ``_<sha8>`` suffix. Never replaces.
+    """
+    data = text.encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()
+    name = prompt_copy_name(source_name)
+    stem, ext = os.path.splitext(name)
+    for candidate in (name, f"{stem}_{digest[:8]}{ext}"):
+        path = os.path.join(folder, candidate)
+        try:
+            publish_bytes(data, path)
+            return path
+        except FileExistsError:
+            try:
+                with open(path, "rb") as f:
+                    if hashlib.sha256(f.read()).hexdigest() == digest:
+                        return path
+            except OSError:
+                pass
+    raise FileExistsError(f"{folder}: {name} and its variant exist with other content; "
+                          "the prompt file was not copied")
+
+
+# --------------------------------------------------------------------------- finding sidecars
+
+def recent_sidecars(root_dir: str, limit: int = 500) -> list[str]:
+    """Sidecar paths under ``root_dir``'s YYYY/MM/DD/HHMM folders, newest session and highest
+    count first; stops after ``limit`` (walks only the folders it needs)."""
+    found: list[str] = []
+
+    def dated_children(path: str) -> list[str]:
+        try:
+            names = [n for n in os.listdir(path) if n.isdigit()]
+        except OSError:
+            return []
+        return [os.path.join(path, n) for n in sorted(names, key=int, reverse=True)]
+
+    for year in dated_children(root_dir):
+        for month in dated_children(year):
+            for day in dated_children(month):
+                for minute in dated_children(day):
+                    try:
+                        names = os.listdir(minute)
+                    except OSError:
+                        continue
+                    numbered = [(int(m.group(1)), n) for n in names
+                                if (m := NUMBERED_FILE.match(n)) and n.endswith(".json")]
+                    for _count, name in sorted(numbered, reverse=True):
+                        found.append(os.path.join(minute, name))
+                        if len(found) >= limit:
+                            return found
+    return found

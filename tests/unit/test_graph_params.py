@@ -33,7 +33,8 @@ def test_all_linked_values_come_from_the_job():
     assert g.values["positive"] == Linked("3", 0, "PromptMediaOOM")
     assert g.values["width"] == Linked("2", 5, "PromptMediaLoader")
     assert g.values["model_name"] == "tiny_sd15.ckpt"          # through our chain and LoraLoader
-    assert g.loras == [{"lora_name": "a.safetensors", "strength_model": 0.5, "strength_clip": 0.25}]
+    assert g.loras == [{"lora_name": "a.safetensors", "strength_model": 0.5, "strength_clip": 0.25},
+                       {"stack_node": "4", "class_type": "PromptMediaLoraChain"}]
     r = resolve(g, JOB)
     assert {k: r.values[k] for k in JOB} == JOB
     assert r.values["model_name"] == "tiny_sd15.ckpt"

@@ -169,3 +169,32 @@ def test_state_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert s.load_session(root, "exp1").last_index == -1     # the old state is intact
     assert os.listdir(os.path.dirname(s.state_path(root, "exp1"))) == ["exp1.json"]
+
+
+def test_copy_prompt_file_once_never_replacing(tmp_path):
+    folder = str(tmp_path)
+    p1 = s.copy_prompt_file(folder, "sub/quick.yaml", "prompts: [a]\n")
+    assert p1 == str(tmp_path / "quick.yaml")
+    assert s.copy_prompt_file(folder, "sub/quick.yaml", "prompts: [a]\n") == p1      # identical: reused
+    p2 = s.copy_prompt_file(folder, "quick.yaml", "prompts: [b]\n")                  # same name, other text
+    assert p2 != p1 and p2.startswith(str(tmp_path / "quick_")) and p2.endswith(".yaml")
+    assert open(p1).read() == "prompts: [a]\n" and open(p2).read() == "prompts: [b]\n"
+    assert s.prompt_copy_name("../../etc/passwd") == "passwd.yaml"
+    assert s.prompt_copy_name("prompt_media.yaml") == "prompt_media.yaml"
+    assert s.prompt_copy_name("..") == "prompt_media.yaml"
+
+
+def test_recent_sidecars_newest_first(tmp_path):
+    root = str(tmp_path)
+    for folder, names in {"2025/10/13/1458": ["001_seed_1.json", "002_seed_1.json", "002_seed_1.png"],
+                          "2025/10/14/0900": ["001_seed_5.json", "010_seed_5.json"],
+                          "2024/01/01/0000": ["001_seed_9.json"], "notes": ["001_seed_3.json"]}.items():
+        os.makedirs(tmp_path / folder, exist_ok=True)
+        for n in names:
+            (tmp_path / folder / n).write_text("{}")
+    rel = [os.path.relpath(p, root).replace(os.sep, "/") for p in s.recent_sidecars(root)]
+    assert rel == ["2025/10/14/0900/010_seed_5.json", "2025/10/14/0900/001_seed_5.json",
+                   "2025/10/13/1458/002_seed_1.json", "2025/10/13/1458/001_seed_1.json",
+                   "2024/01/01/0000/001_seed_9.json"]
+    assert len(s.recent_sidecars(root, limit=2)) == 2
+    assert s.recent_sidecars(str(tmp_path / "missing")) == []

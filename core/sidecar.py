@@ -1,0 +1,60 @@
+"""The Prompt Media sidecar's sections, assembled from a job, the resolved sampler values and
+the session (the generic file format and I/O live in generation_params)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .graph_params import GraphParams, Resolved
+
+PLUGIN_NAME = "prompt-media"
+OOM_KEYS = ("index", "total", "seed_index", "prompt_index", "variation_index",
+            "variations_per_prompt", "base_prompt", "variation_values", "mode", "variation_seed",
+            "expansion_id", "preset")
+
+
+def parameters_section(resolved: Resolved, model_sha256: str | None, loras: list[dict],
+                       batch_index: int, batch_size: int) -> dict:
+    v = resolved.values
+    return {
+        "prompt": v["positive"], "negative_prompt": v["negative"],
+        "width": v["width"], "height": v["height"], "steps": v["steps"], "cfg_scale": v["cfg"],
+        "sampler": v["sampler_name"], "scheduler": v["scheduler"], "denoise": v["denoise"],
+        "seed": v["seed"], "model_name": v["model_name"], "model_sha256": model_sha256,
+        "loras": loras, "batch_index": batch_index, "batch_size": batch_size,
+    }
+
+
+def parameters_source_section(graph: GraphParams, resolved: Resolved) -> dict:
+    """Where each parameter came from; ``overrides`` lists widget values that differ from
+    what the prompt file / job said (e.g. steps typed into the KSampler)."""
+    return {"sampler_node": graph.sampler_id, "sampler_class": graph.sampler_class,
+            "fields": resolved.sources, "overrides": resolved.overrides,
+            "notes": list(graph.notes or ())}
+
+
+def oom_section(job: dict) -> dict:
+    return {k: job.get(k) for k in OOM_KEYS}
+
+
+def session_section(started: str, folder: str, job: dict) -> dict:
+    return {"started": started, "folder": folder, "source_name": job.get("source_name"),
+            "source_sha256": job.get("source_sha256")}
+
+
+def lora_entry(name: Any, strength_model: Any, strength_clip: Any, sha256: str | None) -> dict:
+    return {"lora_name": name, "strength_model": strength_model, "strength_clip": strength_clip,
+            "sha256": sha256}
+
+
+def parse_project_id(value: Any) -> int | str | None:
+    """'' -> None, '12' -> 12, anything else kept as text (ids from other tools)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.lstrip("-").isdigit() and text.lstrip("-").isascii():
+        return int(text)
+    return text

@@ -1,0 +1,171 @@
+"""PromptMediaLoadParams: reads an image's sidecar and outputs what regenerates it."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+
+import comfy.samplers
+import folder_paths
+
+from ..core.generation_params import GenerationParamsError, get_params_path, load_generation_params
+from ..core.session import DEFAULT_ROOT, SessionPathError, ensure_inside, recent_sidecars
+from .host import CATEGORY
+
+log = logging.getLogger(__name__)
+
+RECENT_LIMIT = 500
+NONE_CHOICE = "(none: use path)"
+
+
+class LiveCheckpointCombo(list):
+    """The checkpoint list as an output type, so ``model_name`` can feed CheckpointLoaderSimple.
+
+    ComfyUI checks a link by comparing the output's type with the input's, and for combos the
+    type is the list itself: a list frozen at import time would stop matching once a checkpoint
+    is added. This one compares equal to the *current* checkpoint list (the one the target
+    input has at validation), while /object_info shows the list it was created with.
+    """
+
+    def __eq__(self, other):
+        if isinstance(other, list):
+            return list(other) == folder_paths.get_filename_list("checkpoints")
+        return NotImplemented
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None
+
+
+CHECKPOINT_TYPE = LiveCheckpointCombo(folder_paths.get_filename_list("checkpoints"))
+
+
+def sidecar_choices() -> list[str]:
+    """Recent sidecars under output/<default root>, relative to the output directory."""
+    output_dir = folder_paths.get_output_directory()
+    root = os.path.join(output_dir, *DEFAULT_ROOT.split("/"))
+    found = recent_sidecars(root, RECENT_LIMIT)
+    return [NONE_CHOICE] + [os.path.relpath(p, output_dir).replace(os.sep, "/") for p in found]
+
+
+def sidecar_path(image: str | None, path: str | None) -> str:
+    """The sidecar file for the chosen entry or typed path; only inside the output directory."""
+    text = (path or "").strip() or ("" if image in (None, NONE_CHOICE) else str(image).strip())
+    if not text:
+        raise SessionPathError("choose a sidecar or type the path of an image / .json under the "
+                               "output directory")
+    if "\0" in text:
+        raise SessionPathError(f"path {text!r} contains a NUL byte")
+    output_dir = folder_paths.get_output_directory()
+    full = text if os.path.isabs(text) else os.path.join(output_dir, *text.replace("\\", "/").split("/"))
+    full = ensure_inside(output_dir, full, what=f"path {text!r}")
+    return get_params_path(full)
+
+
+def read_params(image: str | None, path: str | None) -> tuple[str, dict]:
+    json_path = sidecar_path(image, path)
+    data = load_generation_params(json_path)
+    if data is None:
+        raise GenerationParamsError(json_path, "no sidecar here (it is written beside each image "
+                                               "by Session Saver)")
+    return json_path, data
+
+
+def _required(params: dict, key: str, kind, json_path: str):
+    value = params.get(key)
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if not ok:
+        want = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise GenerationParamsError(json_path, f"parameters.{key} must be {want}, found {value!r:.60}")
+    return value
+
+
+def outputs_from(data: dict, json_path: str) -> tuple:
+    p = data["parameters"]
+    sampler = _required(p, "sampler", str, json_path)
+    scheduler = _required(p, "scheduler", str, json_path)
+    if sampler not in comfy.samplers.KSampler.SAMPLERS:
+        raise GenerationParamsError(json_path, f"sampler {sampler!r} is not available in this ComfyUI")
+    if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
+        raise GenerationParamsError(json_path, f"scheduler {scheduler!r} is not available in this ComfyUI")
+    denoise = p.get("denoise")
+    model_name = p.get("model_name") or ""
+    if model_name and model_name not in folder_paths.get_filename_list("checkpoints"):
+        log.warning("[Prompt Media] %s: model %r is not in models/checkpoints", json_path, model_name)
+    stack = []
+    for i, lora in enumerate(p.get("loras") or ()):
+        if not isinstance(lora, dict) or not isinstance(lora.get("lora_name"), str):
+            raise GenerationParamsError(json_path, f"parameters.loras[{i}] has no lora_name")
+        stack.append({"name": lora["lora_name"],
+                      "strength_model": float(lora.get("strength_model", 1.0)),
+                      "strength_clip": float(lora.get("strength_clip", 1.0))})
+    return (str(p.get("prompt") or ""), str(p.get("negative_prompt") or ""),
+            _required(p, "seed", int, json_path), _required(p, "steps", int, json_path),
+            float(_required(p, "cfg_scale", (int, float), json_path)), sampler, scheduler,
+            1.0 if denoise is None else float(denoise),
+            _required(p, "width", int, json_path), _required(p, "height", int, json_path),
+            model_name, stack)
+
+
+class PromptMediaLoadParams:
+    DESCRIPTION = ("Reads the JSON sidecar of an image saved by Session Saver and outputs what "
+                   "regenerates it: prompts, seed, sampler settings, size, checkpoint and LoRAs.")
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("STRING", "STRING", "INT", "INT", "FLOAT", comfy.samplers.KSampler.SAMPLERS,
+                    comfy.samplers.KSampler.SCHEDULERS, "FLOAT", "INT", "INT", CHECKPOINT_TYPE,
+                    "LORA_STACK")
+    RETURN_NAMES = ("positive", "negative", "seed", "steps", "cfg", "sampler_name", "scheduler",
+                    "denoise", "width", "height", "model_name", "lora_stack")
+    OUTPUT_TOOLTIPS = (
+        "The positive prompt used.", "The negative prompt used.", "The seed used.", "Sampling steps.",
+        "CFG scale.", "Sampler name (connects to KSampler).", "Scheduler (connects to KSampler).",
+        "Denoise strength.", "Image width.", "Image height.",
+        "Checkpoint file name (connects to Load Checkpoint).",
+        "The LoRAs applied, in order (connects to LoRA Chain).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": (sidecar_choices(), {
+                    "tooltip": f"A recent sidecar under output/{DEFAULT_ROOT}/ (newest first)."}),
+            },
+            "optional": {
+                "path": ("STRING", {
+                    "default": "",
+                    "tooltip": "Instead of the list: an image or .json path inside the output "
+                               "directory (relative to it, or absolute)."}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image, path=""):
+        # naming 'image' here lets older sidecars (not in the recent list) be used
+        if image is None or path is None:
+            return True
+        try:
+            json_path, data = read_params(image, path)
+            outputs_from(data, json_path)
+        except (GenerationParamsError, SessionPathError) as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def IS_CHANGED(cls, image, path=""):
+        try:
+            with open(sidecar_path(image, path), "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+        except (OSError, ValueError) as e:
+            return f"error: {e}"
+
+    def load(self, image, path=""):
+        json_path, data = read_params(image, path)
+        return outputs_from(data, json_path)
+
+
+NODE_CLASS_MAPPINGS = {"PromptMediaLoadParams": PromptMediaLoadParams}
+NODE_DISPLAY_NAME_MAPPINGS = {"PromptMediaLoadParams": "Load Generation Params"}

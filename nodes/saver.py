@@ -1,0 +1,256 @@
+"""PromptMediaSessionSaver: saves each image into its session folder with a JSON sidecar.
+
+The logic lives in core (session, atomic, pngmeta, graph_params, sidecar, generation_params);
+this module gathers what only ComfyUI knows: the output directory, model files, the graph,
+--disable-metadata and system information.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from datetime import datetime
+from functools import lru_cache
+
+import numpy as np
+
+import folder_paths
+from comfy.cli_args import args
+
+from ..core.generation_params import save_generation_params
+from ..core.graph_params import find_sampler_params, resolve
+from ..core.hashing import sha256_bytes, sha256_file
+from ..core.pngmeta import COMPRESS_LEVEL, a1111_parameters, comfy_chunks, encode_png
+from ..core.session import (DEFAULT_ROOT, STARTED_FORMAT, claim_and_publish, copy_prompt_file,
+                            open_or_continue, resolve_root, save_session)
+from ..core.sidecar import (PLUGIN_NAME, lora_entry, oom_section, parameters_section,
+                            parameters_source_section, parse_project_id, session_section)
+from .host import CATEGORY
+
+log = logging.getLogger(__name__)
+
+COMPOSE_CHOICES = ("none", "sheet", "animation", "both")
+TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@lru_cache(maxsize=1)
+def plugin_version() -> str:
+    """[project].version of our pyproject.toml (the registry's version)."""
+    try:
+        import tomllib
+        with open(os.path.join(REPO_DIR, "pyproject.toml"), "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+    except Exception:            # no pyproject / no tomllib: still save, say we do not know
+        return "unknown"
+
+
+@lru_cache(maxsize=1)
+def system_info() -> dict:
+    """ComfyUI and torch versions, device name, GPU driver where there is one (once per process)."""
+    info = {"comfyui_version": None, "torch_version": None, "device": None, "gpu_driver": None}
+    try:
+        import comfyui_version
+        info["comfyui_version"] = comfyui_version.__version__
+    except Exception:
+        pass
+    try:
+        import torch
+        info["torch_version"] = torch.__version__
+        import comfy.model_management as mm
+        device = mm.get_torch_device()
+        info["device"] = mm.get_torch_device_name(device)
+        if getattr(device, "type", "") == "cuda":
+            info["gpu_driver"] = _nvidia_driver() or (f"hip {torch.version.hip}" if torch.version.hip else None)
+    except Exception as e:
+        log.debug("prompt-media: system info incomplete: %s", e)
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout
+        return out.strip().splitlines()[0] or None
+    except Exception:
+        return None
+
+
+def model_sha256(name) -> str | None:
+    if not isinstance(name, str) or not name:
+        return None
+    for folder in ("checkpoints", "diffusion_models"):
+        path = folder_paths.get_full_path(folder, name)
+        if path:
+            return sha256_file(path)
+    return None
+
+
+def lora_sha256(name) -> str | None:
+    if not isinstance(name, str) or not name:
+        return None
+    path = folder_paths.get_full_path("loras", name)
+    return sha256_file(path) if path else None
+
+
+def _stack_entries(stack) -> list[dict]:
+    out = []
+    for item in stack or ():
+        name = item.get("name", item.get("lora_name"))
+        out.append(lora_entry(name, item.get("strength_model"), item.get("strength_clip"),
+                              item.get("sha256") or lora_sha256(name)))
+    return out
+
+
+def applied_loras(graph_loras, lora_stack, prompt_media) -> list[dict]:
+    """LoRAs in application order: core LoraLoader nodes on the model path, and the LoRA
+    chain's applied stack at the chain's place (the file's list if the stack is not connected)."""
+    stack = _stack_entries(lora_stack) if lora_stack is not None else None
+    out, placed = [], False
+    for item in graph_loras or ():
+        if "stack_node" in item:
+            if stack is None and prompt_media is not None:
+                stack = _stack_entries([l.as_dict() for l in prompt_media.loras])
+            out.extend(stack or ())
+            placed = True
+            continue
+        name, sm, sc = item["lora_name"], item["strength_model"], item["strength_clip"]
+        if not isinstance(name, str):
+            continue                 # a linked name we cannot know
+        if sm == 0 and sc == 0:
+            continue                 # core LoraLoader skips it too
+        out.append(lora_entry(name, sm, sc, lora_sha256(name)))
+    if not placed and stack:
+        out = stack + out            # unknown graph: the connected stack still counts
+    return out
+
+
+def _pixels(image) -> np.ndarray:
+    """One image tensor [H, W, C] -> uint8, exactly as core SaveImage converts it."""
+    i = 255. * image.cpu().numpy()
+    return np.clip(i, 0, 255).astype(np.uint8)
+
+
+class PromptMediaSessionSaver:
+    DESCRIPTION = ("Saves every image into <output>/<root>/YYYY/MM/DD/HHMM/ as NNN_seed_S.png with "
+                   "a JSON sidecar of the parameters the sampler actually used. Never overwrites; "
+                   "a session continues across runs and restarts.")
+    CATEGORY = CATEGORY
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ()
+    OUTPUT_TOOLTIPS = ()
+
+    def __init__(self):
+        self._prompt_cache = None          # (prompt, extra_pnginfo, unique_id, chunks, graph)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The decoded images of the job (each gets its own number)."}),
+                "job": ("JOB", {"tooltip": "From OOM Variations: indices, seed and settings of the job."}),
+                "root": ("STRING", {
+                    "default": DEFAULT_ROOT,
+                    "tooltip": "Folder inside ComfyUI's output directory; sessions go to "
+                               "<root>/YYYY/MM/DD/HHMM/."}),
+            },
+            "optional": {
+                "prompt_media": ("PROMPT_MEDIA", {"tooltip": "From Prompt Media Loader: the file is "
+                                                             "copied into the session folder once."}),
+                "lora_stack": ("LORA_STACK", {"tooltip": "From LoRA Chain: the LoRAs actually applied "
+                                                         "(recorded with their sha256)."}),
+                "project_id": ("STRING", {"default": "", "tooltip": "Optional project id stored in "
+                                                                    "each sidecar (a number is stored as a number)."}),
+                "compose": (list(COMPOSE_CHOICES), {
+                    "default": "sheet",
+                    "tooltip": "After the session's last job: a contact sheet, an animation, both, "
+                               "or nothing. Never affects saving."}),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, root=None):
+        if root is None:                   # linked: checked when it runs
+            return True
+        try:
+            resolve_root(folder_paths.get_output_directory(), root)
+        except ValueError as e:
+            return str(e)
+        return True
+
+    def _per_prompt(self, prompt, extra_pnginfo, unique_id):
+        """Graph analysis and serialised chunks, once per queued prompt (all jobs share them)."""
+        c = self._prompt_cache
+        if c is not None and c[0] is prompt and c[1] is extra_pnginfo and c[2] == unique_id:
+            return c[3], c[4]
+        chunks = comfy_chunks(prompt, extra_pnginfo)
+        graph = find_sampler_params(prompt, unique_id)
+        self._prompt_cache = (prompt, extra_pnginfo, unique_id, chunks, graph)
+        return chunks, graph
+
+    def save(self, images, job, root, prompt_media=None, lora_stack=None, project_id="",
+             compose="sheet", prompt=None, extra_pnginfo=None, unique_id=None):
+        if not isinstance(job, dict):
+            raise TypeError(f"job must be the JOB output of OOM Variations, got {type(job).__name__}")
+        output_dir = folder_paths.get_output_directory()
+        root_dir = resolve_root(output_dir, root)
+        chunks, graph = self._per_prompt(prompt, extra_pnginfo, unique_id)
+        job_index = int(job.get("index", 0))
+        session = open_or_continue(root_dir, str(job.get("expansion_id") or "no_expansion"), job_index)
+        folder = session.folder
+        if prompt_media is not None:
+            copy = copy_prompt_file(folder, prompt_media.source_name, prompt_media.text)
+            if session.opened:
+                log.info("[Prompt Media] prompt file copied to %s", copy)
+
+        batch_size = int(images.shape[0])
+        loras = applied_loras(graph.loras, lora_stack, prompt_media)
+        project = parse_project_id(project_id)
+        system = system_info()
+        started = session.started.strftime(STARTED_FORMAT)
+        subfolder = os.path.relpath(folder, output_dir)
+        results, count = [], session.last_count + 1 if not session.opened else 1
+        for batch_index in range(batch_size):
+            pixels = _pixels(images[batch_index])
+            resolved = resolve(graph, job, image_size=(pixels.shape[1], pixels.shape[0]))
+            params = parameters_section(resolved, model_sha256(resolved.values["model_name"]), loras,
+                                        batch_index, batch_size)
+            seed = params["seed"] if isinstance(params["seed"], int) else job.get("seed", 0)
+            png_chunks = None if args.disable_metadata else chunks + [("parameters", a1111_parameters(params))]
+            data = encode_png(pixels, png_chunks, COMPRESS_LEVEL)
+            count, path = claim_and_publish(folder, data, seed, count)
+            save_generation_params(
+                path, PLUGIN_NAME, plugin_version(), count, datetime.now().strftime(TIMESTAMP_FORMAT),
+                params, project,
+                output={"filename": os.path.basename(path), "path": os.path.abspath(path),
+                        "subfolder": subfolder.replace(os.sep, "/")},
+                parameters_source=parameters_source_section(graph, resolved),
+                oom=oom_section(job), session=session_section(started, folder, job),
+                image_sha256=sha256_bytes(data), system=system)
+            log.info("[Prompt Media] saved %s", path)
+            results.append({"filename": os.path.basename(path), "subfolder": subfolder, "type": "output"})
+            count += 1
+
+        session.last_index, session.last_count = job_index, count - 1
+        save_session(session)
+        if compose != "none" and job_index == int(job.get("total", 0)) - 1:
+            _compose(folder, compose)
+        return {"ui": {"images": results}}
+
+
+def _compose(folder: str, compose: str) -> None:
+    """The contact sheet / animation hook: failures are logged, never raised (saving is done)."""
+    try:
+        from ..core.contact_sheet import compose_session
+        made = compose_session(folder, sheet=compose in ("sheet", "both"),
+                               animation=compose in ("animation", "both"))
+        if made:
+            log.info("[Prompt Media] composed %s", made)
+    except Exception as e:
+        log.warning("[Prompt Media] composing the session in %s failed (images are saved): %s", folder, e)
+
+
+NODE_CLASS_MAPPINGS = {"PromptMediaSessionSaver": PromptMediaSessionSaver}
+NODE_DISPLAY_NAME_MAPPINGS = {"PromptMediaSessionSaver": "Session Saver"}
