@@ -13,6 +13,7 @@ sidecar): ``contact_sheet.<ext>`` for a one-page sheet, ``contact_sheet_01.<ext>
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -41,6 +42,7 @@ DEFAULT_FONT_SIZE = 14
 DEFAULT_FRAME_MS = 500
 DEFAULT_ANIMATION_SIZE = 384
 MIN_CELL_SIZE = 48            # cells shrink to fit max_width down to this, then columns wrap into bands
+MIN_PAGE_WIDTH = 480          # room for the header and prompt labels of narrow grids
 MAX_LABEL_LINES = 3           # column labels wrap onto at most this many lines
 MAX_SIDECAR_BYTES = 1 << 20   # a sidecar is a few KB; anything bigger is not ours
 
@@ -211,7 +213,7 @@ def scan_session(folder: str) -> tuple[list[SessionImage], list[Skipped]]:
     for name in names:
         stem, ext = os.path.splitext(name)
         path = os.path.join(folder, name)
-        if name.startswith(".") or _OWN_OUTPUT.match(name) or not os.path.isfile(path):
+        if name.startswith(".") or is_own_output(name) or not os.path.isfile(path):
             continue
         if ext.lower() == ".json":
             if _SIDECAR_NAME.match(name) and not any(n == stem + e for n in present for e in (".png", ".PNG")):
@@ -268,6 +270,9 @@ def session_folder_path(output_dir: str, folder: str) -> str:
     text = (folder or "").strip()
     if not text:
         raise SessionPathError("no session folder given")
+    if ".." in re.split(r"[\\/]+", text):
+        raise SessionPathError(f"folder {text!r} contains '..'; it must stay inside the output "
+                               f"directory ({output_dir})")
     if os.path.isabs(text):
         if "\0" in text:
             raise SessionPathError(f"folder {folder!r} contains a NUL byte")
@@ -277,6 +282,24 @@ def session_folder_path(output_dir: str, folder: str) -> str:
     if not os.path.isdir(path):
         raise SessionPathError(f"session folder {text!r} does not exist in {output_dir}")
     return path
+
+
+def is_own_output(name: str) -> bool:
+    """A sheet page or animation this module writes (not an image of the session)."""
+    return bool(_OWN_OUTPUT.match(name))
+
+
+def session_fingerprint(folder: str) -> str:
+    """Changes when an image or sidecar is added, removed or rewritten (names, sizes, mtimes);
+    our own composites do not count, so composing does not change it."""
+    h = hashlib.sha256()
+    with os.scandir(folder) as entries:
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.name.lower().endswith((".png", ".json")) and not e.name.startswith(".") \
+                    and not is_own_output(e.name):
+                st = e.stat()
+                h.update(f"{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- text
@@ -431,7 +454,7 @@ def plan_sheet(images: Sequence[SessionImage], *, cell_size: int = DEFAULT_CELL_
         notes.append(f"{widest} columns do not fit {max_width} px at cell size {cell_size}: "
                      f"cells are {cell_w}x{cell_h}")
     per_band = max(1, usable // (cell_w + border))
-    page_width = border + min(widest, per_band) * (cell_w + border)
+    page_width = max(border + min(widest, per_band) * (cell_w + border), min(max_width, MIN_PAGE_WIDTH))
     text_width = page_width - 2 * border
 
     pages: list[Page] = []

@@ -402,3 +402,13 @@ def test_session_folder_path_stays_inside_the_output_directory(tmp_path):
                          ("link", "outside"), ("", "no session folder"), ("collections/nope", "does not exist")]:
         with pytest.raises(SessionPathError, match=message):
             cs.session_folder_path(str(out), bad)
+
+
+def test_fingerprint_changes_with_new_images_but_not_with_our_composites(tmp_path):
+    write_session(str(tmp_path), [1], PROMPTS[:1], STYLES[:2])
+    before = cs.session_fingerprint(str(tmp_path))
+    cs.compose_session(str(tmp_path), sheet_format="jpg,png", animation=True, **SMALL)
+    assert cs.session_fingerprint(str(tmp_path)) == before
+    write_session(str(tmp_path / "more"), [1], PROMPTS[:1], STYLES[:1])
+    os.replace(tmp_path / "more" / "001_seed_1.png", tmp_path / "003_seed_1.png")
+    assert cs.session_fingerprint(str(tmp_path)) != before
