@@ -1,0 +1,236 @@
+"""LoRA chain planning, pure: name resolution, editor-row parsing, order, skipping, LORA_STACK shapes.
+
+Names are resolved against the host's list of available LoRAs (relative paths as
+``folder_paths.get_filename_list("loras")`` returns them; '/' and '\\' are treated alike):
+
+1. the exact relative path;
+2. the name with a supported extension added (``.safetensors`` first): ``Bonafida.Studio``
+   finds ``Bonafida.Studio.safetensors`` although the name already contains a dot;
+3. a unique case-insensitive match of the name, with or without extension, against the end of
+   a path at a folder boundary (so ``foo`` finds ``styles/Foo.safetensors``).
+
+Missing or ambiguous names raise :class:`LoraNameError` listing the closest available names.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import PromptMediaError
+
+# preference order for step 2; the host's own list (folder_paths.supported_pt_extensions) has no order
+LORA_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl")
+STRENGTH_MIN, STRENGTH_MAX = -10.0, 10.0
+ROW_KEY = re.compile(r"^lora_([1-9][0-9]*)$")
+ROW_FIELDS = {"on", "lora", "strength", "strength_model", "strength_clip"}
+STRENGTH_MODES = ("shared", "separate")
+CHAIN_SOURCE = "LoRA Chain"
+MAX_SUGGESTIONS = 5
+
+
+class LoraNameError(PromptMediaError):
+    """A LoRA name that resolves to no file, or to several. ``name`` and ``candidates`` for programs."""
+
+    def __init__(self, message: str, *, name: str, candidates: Sequence[str] = (), field: str = "",
+                 source: str = CHAIN_SOURCE):
+        self.name = name
+        self.candidates = tuple(candidates)
+        super().__init__(message, source=source, field=field)
+
+
+@dataclass(frozen=True)
+class LoraStep:
+    """One LoRA to apply: the name as written, and its strengths."""
+    name: str
+    strength_model: float
+    strength_clip: float
+    origin: str            # where it came from, for errors: "lora_stack[0]", "lora_2"
+
+
+def _norm(name: str) -> str:
+    return name.replace("\\", "/").strip().strip("/")
+
+
+def _strip_extension(path: str) -> str:
+    lower = path.lower()
+    for ext in LORA_EXTENSIONS:
+        if lower.endswith(ext) and len(path) > len(ext):
+            return path[: -len(ext)]
+    return path
+
+
+def _suffixes(path: str) -> set[str]:
+    """Lower-case tails of a path at folder boundaries, each with and without its extension."""
+    parts = path.lower().split("/")
+    tails = {"/".join(parts[i:]) for i in range(len(parts))}
+    return tails | {_strip_extension(t) for t in tails}
+
+
+def closest_names(name: str, available: Iterable[str], n: int = MAX_SUGGESTIONS) -> list[str]:
+    """Available names most like ``name``, compared by whole path and by file name."""
+    available = list(available)
+    target = _strip_extension(_norm(name)).lower()
+    scored = []
+    for original in available:
+        path = _strip_extension(_norm(original)).lower()
+        base = path.rsplit("/", 1)[-1]
+        score = max(difflib.SequenceMatcher(None, target, path).ratio(),
+                    difflib.SequenceMatcher(None, target.rsplit("/", 1)[-1], base).ratio())
+        scored.append((score, original))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    return [original for score, original in scored[:n] if score >= 0.4]
+
+
+def resolve_lora_name(name: str, available: Sequence[str], *, field: str = "",
+                      source: str = CHAIN_SOURCE) -> str:
+    """The entry of ``available`` that ``name`` means (see the module docstring), or LoraNameError."""
+    if not isinstance(name, str) or not _norm(name):
+        raise LoraNameError("no LoRA chosen (choose one or switch the row off)", name="", field=field, source=source)
+    wanted = _norm(name)
+    by_norm = {}
+    for original in available:
+        by_norm.setdefault(_norm(original), original)
+    if wanted in by_norm:
+        return by_norm[wanted]
+    for ext in LORA_EXTENSIONS:
+        if wanted + ext in by_norm:
+            return by_norm[wanted + ext]
+    key = wanted.lower()
+    matches = sorted({original for norm, original in by_norm.items() if key in _suffixes(norm)})
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise LoraNameError(f"LoRA '{name}' is ambiguous, it matches {', '.join(matches[:10])}: "
+                            f"write the folder too", name=name, candidates=matches, field=field, source=source)
+    close = closest_names(name, available)
+    hint = f"closest: {', '.join(close)}" if close else (
+        f"{len(available)} LoRAs available" if available else "the loras folder is empty")
+    raise LoraNameError(f"LoRA '{name}' not found in the loras folder ({hint})",
+                        name=name, candidates=close, field=field, source=source)
+
+
+def _strength(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise PromptMediaError(f"strength must be a number, got {value!r}", source=CHAIN_SOURCE, field=field)
+    if not STRENGTH_MIN <= value <= STRENGTH_MAX:
+        raise PromptMediaError(f"strength {value} is outside {STRENGTH_MIN:g}..{STRENGTH_MAX:g}",
+                               source=CHAIN_SOURCE, field=field)
+    return float(value)
+
+
+def row_number(key: str) -> int | None:
+    """N for a row key ``lora_N`` (N >= 1, no leading zeros); None for anything else."""
+    m = ROW_KEY.match(key)
+    return int(m.group(1)) if m else None
+
+
+def parse_row(key: str, row: Any, strength_mode: str = "shared") -> LoraStep | None:
+    """One editor row -> a LoraStep, or None when the row is switched off.
+
+    ``shared``: both strengths are ``strength``; ``separate``: ``strength_model`` and
+    ``strength_clip``. A missing value falls back to the other form, then to 1.0, so hand-written
+    API prompts may give just ``{"lora": "x"}`` or ``{"lora": "x", "strength": 0.5}``.
+    """
+    if strength_mode not in STRENGTH_MODES:
+        raise PromptMediaError(f"strength_mode must be one of {', '.join(STRENGTH_MODES)}, got {strength_mode!r}",
+                               source=CHAIN_SOURCE, field="strength_mode")
+    if not isinstance(row, Mapping):
+        raise PromptMediaError(f"a row must be an object like {{\"on\": true, \"lora\": \"name\", \"strength\": 1.0}}, "
+                               f"got {type(row).__name__}", source=CHAIN_SOURCE, field=key)
+    unknown = sorted(set(row) - ROW_FIELDS)
+    if unknown:
+        raise PromptMediaError(f"unknown row field(s) {', '.join(map(str, unknown))} "
+                               f"(allowed: {', '.join(sorted(ROW_FIELDS))})", source=CHAIN_SOURCE, field=key)
+    on = row.get("on", True)
+    if not isinstance(on, bool):
+        raise PromptMediaError(f"'on' must be true or false, got {on!r}", source=CHAIN_SOURCE, field=key)
+    if not on:
+        return None
+    name = row.get("lora")
+    if name is not None and not isinstance(name, str):
+        raise PromptMediaError(f"'lora' must be a file name, got {name!r}", source=CHAIN_SOURCE, field=key)
+
+    def pick(*keys: str) -> float:
+        for k in keys:
+            if row.get(k) is not None:
+                return _strength(row[k], f"{key}.{k}")
+        return 1.0
+
+    if strength_mode == "shared":
+        sm = sc = pick("strength", "strength_model")
+    else:
+        sm, sc = pick("strength_model", "strength"), pick("strength_clip", "strength")
+    return LoraStep(name or "", sm, sc, key)
+
+
+def parse_rows(rows: Mapping[str, Any], strength_mode: str = "shared") -> list[LoraStep]:
+    """Every ``lora_N`` input in N order (numeric: lora_10 after lora_9), switched-off rows dropped.
+
+    Any other key is an error: the node admits every optional key, so a typo must not vanish."""
+    numbered = []
+    for key, value in rows.items():
+        n = row_number(key)
+        if n is None:
+            raise PromptMediaError(f"unknown input '{key}' (rows are named lora_1, lora_2, ...)",
+                                   source=CHAIN_SOURCE, field=key)
+        numbered.append((n, key, value))
+    numbered.sort()
+    steps = (parse_row(key, value, strength_mode) for _, key, value in numbered)
+    return [s for s in steps if s is not None]
+
+
+def normalize_lora_stack(stack: Any) -> list[LoraStep]:
+    """A LORA_STACK input -> steps, in order.
+
+    Accepts our dicts ({name, strength_model, strength_clip[, sha256]} from the loader or a chain,
+    ``lora_name`` and a single ``strength`` also understood) and the (name, strength_model,
+    strength_clip) tuples other node packs' LORA_STACKs carry. None is an empty stack."""
+    if stack is None:
+        return []
+    if isinstance(stack, (str, bytes, Mapping)) or not isinstance(stack, Iterable):
+        raise PromptMediaError(f"lora_stack must be a list of LoRAs, got {type(stack).__name__}",
+                               source=CHAIN_SOURCE, field="lora_stack")
+    steps = []
+    for i, entry in enumerate(stack):
+        field = f"lora_stack[{i}]"
+        if isinstance(entry, Mapping):
+            name = entry.get("name", entry.get("lora_name"))
+            both = entry.get("strength")
+            sm = entry.get("strength_model", both)
+            sc = entry.get("strength_clip", both)
+        elif isinstance(entry, (list, tuple)) and len(entry) == 3:
+            name, sm, sc = entry
+        else:
+            raise PromptMediaError(f"expected {{name, strength_model, strength_clip}} or a (name, model, clip) "
+                                   f"tuple, got {entry!r}", source=CHAIN_SOURCE, field=field)
+        if not isinstance(name, str) or not name.strip():
+            raise PromptMediaError(f"missing LoRA name in {entry!r}", source=CHAIN_SOURCE, field=field)
+        sm = 1.0 if sm is None else _strength(sm, f"{field}.strength_model")
+        sc = 1.0 if sc is None else _strength(sc, f"{field}.strength_clip")
+        steps.append(LoraStep(name.strip(), sm, sc, field))
+    return steps
+
+
+def plan_chain(lora_stack: Any, rows: Mapping[str, Any], strength_mode: str, available: Sequence[str],
+               *, has_clip: bool = True) -> list[LoraStep]:
+    """What the chain applies, in order: stack entries, then rows; names resolved; no-op steps dropped.
+
+    A step is a no-op when both strengths are 0 (only the model strength counts without a CLIP;
+    the CLIP strength of such a step is reported as 0 since nothing was applied to a CLIP)."""
+    planned = []
+    for step in normalize_lora_stack(lora_stack) + parse_rows(rows, strength_mode):
+        sc = step.strength_clip if has_clip else 0.0
+        if step.strength_model == 0 and sc == 0:
+            continue
+        name = resolve_lora_name(step.name, available, field=step.origin)
+        planned.append(LoraStep(name, step.strength_model, sc, step.origin))
+    return planned
+
+
+def stack_entry(step: LoraStep, sha256: str | None) -> dict:
+    """The LORA_STACK dict the chain outputs for an applied step (the contract's chain shape)."""
+    return {"name": step.name, "strength_model": step.strength_model,
+            "strength_clip": step.strength_clip, "sha256": sha256}
