@@ -368,6 +368,29 @@ def wrap(text: str, font, max_px: int, max_lines: int) -> list[str]:
     return [shorten(line, font, max_px) for line in lines[:max_lines]] if text.strip() else []
 
 
+def wrap_parts(parts: Sequence[str], font, max_px: int, max_lines: int) -> list[str]:
+    """Lines of ``parts`` joined by the separator, breaking between parts first (a value stays
+    on one line when it fits) and inside a part only when it is wider than a line."""
+    lines: list[str] = []
+    for part in (_clean(p) for p in parts):
+        if not part:
+            continue
+        joined = f"{lines[-1]}{SEPARATOR}{part}" if lines else part
+        if lines and font.getlength(joined) <= max_px:
+            lines[-1] = joined
+        elif font.getlength(part) <= max_px:
+            if lines:
+                lines[-1] += SEPARATOR.rstrip()
+            lines.append(part)
+        else:
+            if lines:
+                lines[-1] += SEPARATOR.rstrip()
+            lines += wrap(part, font, max_px, max_lines)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines - 1] + [shorten(" ".join(lines[max_lines - 1:]) + " …", font, max_px)]
+    return [shorten(line, font, max_px) for line in lines]
+
+
 # ----------------------------------------------------------------------------- planning
 
 def dominant_size(images: Sequence[SessionImage]) -> tuple[int, int]:
@@ -492,7 +515,7 @@ def plan_sheet(images: Sequence[SessionImage], *, cell_size: int = DEFAULT_CELL_
             cols = range(band_start, min(g.columns, band_start + per_band))
             band_title = title + (f"{SEPARATOR}variations {cols[0] + 1}-{cols[-1] + 1}"
                                   if len(cols) < g.columns else "")
-            wrapped = [wrap(labels[c], font, cell_w, MAX_LABEL_LINES) for c in cols]
+            wrapped = [wrap_parts(labels[c].split(SEPARATOR), font, cell_w, MAX_LABEL_LINES) for c in cols]
             label_h = max(len(w) for w in wrapped) * lh
             head_h = title_lh + label_h + border
             if not pages or (page.cells and y + head_h + row_h > max_height):

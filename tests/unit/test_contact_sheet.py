@@ -412,3 +412,13 @@ def test_fingerprint_changes_with_new_images_but_not_with_our_composites(tmp_pat
     write_session(str(tmp_path / "more"), [1], PROMPTS[:1], STYLES[:1])
     os.replace(tmp_path / "more" / "001_seed_1.png", tmp_path / "003_seed_1.png")
     assert cs.session_fingerprint(str(tmp_path)) != before
+
+
+def test_column_labels_break_between_values_first():
+    font = cs.load_font(12)
+    width = int(font.getlength("oil painting ·")) + 2
+    assert cs.wrap_parts(["oil painting", "golden hour"], font, width, 3) == ["oil painting ·", "golden hour"]
+    assert cs.wrap_parts(["a", "b"], font, 200, 3) == ["a · b"]
+    lines = cs.wrap_parts(["a very long value that needs words wrapped", "x", "y", "z"], font, 60, 3)
+    assert len(lines) == 3 and lines[-1].endswith("…")
+    assert all(font.getlength(line) <= 60 for line in lines)
