@@ -23,7 +23,7 @@ from ..core.hashing import sha256_bytes, sha256_file
 from ..core.pngmeta import COMPRESS_LEVEL, a1111_parameters, comfy_chunks, encode_png
 from ..core.session import (DEFAULT_ROOT, STARTED_FORMAT, claim_and_publish, copy_prompt_file,
                             open_or_continue, resolve_root, save_session)
-from ..core.sidecar import (PLUGIN_NAME, lora_entry, oom_section, parameters_section,
+from ..core.sidecar import (PLUGIN_NAME, applied_loras, oom_section, parameters_section,
                             parameters_source_section, parse_project_id, session_section)
 from .host import CATEGORY
 
@@ -91,38 +91,6 @@ def lora_sha256(name) -> str | None:
         return None
     path = folder_paths.get_full_path("loras", name)
     return sha256_file(path) if path else None
-
-
-def _stack_entries(stack) -> list[dict]:
-    out = []
-    for item in stack or ():
-        name = item.get("name", item.get("lora_name"))
-        out.append(lora_entry(name, item.get("strength_model"), item.get("strength_clip"),
-                              item.get("sha256") or lora_sha256(name)))
-    return out
-
-
-def applied_loras(graph_loras, lora_stack, prompt_media) -> list[dict]:
-    """LoRAs in application order: core LoraLoader nodes on the model path, and the LoRA
-    chain's applied stack at the chain's place (the file's list if the stack is not connected)."""
-    stack = _stack_entries(lora_stack) if lora_stack is not None else None
-    out, placed = [], False
-    for item in graph_loras or ():
-        if "stack_node" in item:
-            if stack is None and prompt_media is not None:
-                stack = _stack_entries([l.as_dict() for l in prompt_media.loras])
-            out.extend(stack or ())
-            placed = True
-            continue
-        name, sm, sc = item["lora_name"], item["strength_model"], item["strength_clip"]
-        if not isinstance(name, str):
-            continue                 # a linked name we cannot know
-        if sm == 0 and sc == 0:
-            continue                 # core LoraLoader skips it too
-        out.append(lora_entry(name, sm, sc, lora_sha256(name)))
-    if not placed and stack:
-        out = stack + out            # unknown graph: the connected stack still counts
-    return out
 
 
 def _pixels(image) -> np.ndarray:
@@ -206,7 +174,8 @@ class PromptMediaSessionSaver:
                 log.info("[Prompt Media] prompt file copied to %s", copy)
 
         batch_size = int(images.shape[0])
-        loras = applied_loras(graph.loras, lora_stack, prompt_media)
+        declared = [l.as_dict() for l in prompt_media.loras] if prompt_media is not None else None
+        loras = applied_loras(graph.loras, lora_stack, declared, lora_sha256)
         project = parse_project_id(project_id)
         system = system_info()
         started = session.started.strftime(STARTED_FORMAT)
@@ -246,8 +215,8 @@ def _compose(folder: str, compose: str) -> None:
         from ..core.contact_sheet import compose_session
         made = compose_session(folder, sheet=compose in ("sheet", "both"),
                                animation=compose in ("animation", "both"))
-        if made:
-            log.info("[Prompt Media] composed %s", made)
+        summary = made.summary() if hasattr(made, "summary") else made
+        log.info("[Prompt Media] composed %s: %s", folder, summary)
     except Exception as e:
         log.warning("[Prompt Media] composing the session in %s failed (images are saved): %s", folder, e)
 
