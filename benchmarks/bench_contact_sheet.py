@@ -48,9 +48,10 @@ def child(folder: str, what: str) -> None:
     from prompt_media_pkg.core.contact_sheet import compose_session
     result = {"pages": 0, "seconds": 0.0}
     if what != "baseline":
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         made = compose_session(folder, sheet=what in ("sheet", "both"), animation=what in ("animation", "both"))
-        result = {"pages": made.pages, "seconds": time.perf_counter() - start, "images": made.images}
+        result = {"pages": made.pages, "seconds": time.perf_counter() - start,
+                  "cpu_seconds": time.process_time() - cpu, "images": made.images}
     result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
@@ -96,7 +97,8 @@ def versions() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=5, help="repetitions per case (1,000-image cases: max 3)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of each 100-image case")
+    parser.add_argument("--reps-large", type=int, default=2, help="repetitions of each 1,000-image case")
     parser.add_argument("--work", default="/tmp/pm-sheet-bench", help="where the synthetic sessions live")
     parser.add_argument("--child", nargs=2, metavar=("FOLDER", "WHAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -108,19 +110,25 @@ def main() -> None:
     start = time.perf_counter()
     make_session(sessions[100], 1, 10, 10)
     make_session(sessions[1000], 10, 10, 10)
-    print(f"sessions ready in {time.perf_counter() - start:.1f} s ({args.work})")
+    print(f"sessions ready in {time.perf_counter() - start:.1f} s ({args.work})", flush=True)
     print(versions())
     base = min(measure(sessions[100], "baseline")["peak_rss_mib"] for _ in range(2))
     print(f"baseline (python + Pillow + module imported): peak RSS {base:.1f} MiB\n")
-    print(f"{'case':<26}{'images':>7}{'pages':>6}{'median s':>10}{'min s':>8}{'max s':>8}{'peak RSS MiB':>14}")
+    print(f"load average before: {os.getloadavg()[0]:.1f} (wall time grows with other processes on the "
+          f"machine; CPU time much less)")
+    print(f"{'case':<20}{'images':>7}{'pages':>6}{'median s':>10}{'min s':>8}{'max s':>8}"
+          f"{'median CPU s':>14}{'peak RSS MiB':>14}")
     labels = {"sheet": "sheet (jpg)", "animation": "animation (webp)", "both": "sheet + animation"}
     for what in ("sheet", "animation", "both"):
         for n, folder in sessions.items():
-            runs = [measure(folder, what) for _ in range(args.reps if n <= 100 else min(args.reps, 3))]
+            runs = [measure(folder, what) for _ in range(args.reps if n <= 100 else args.reps_large)]
             secs = [r["seconds"] for r in runs]
-            print(f"{labels[what]:<26}{n:>7}{runs[0]['pages']:>6}"
+            print(f"{labels[what]:<20}{n:>7}{runs[0]['pages']:>6}"
                   f"{statistics.median(secs):>10.2f}{min(secs):>8.2f}{max(secs):>8.2f}"
-                  f"{max(r['peak_rss_mib'] for r in runs):>14.1f}")
+                  f"{statistics.median(r['cpu_seconds'] for r in runs):>14.2f}"
+                  f"{max(r['peak_rss_mib'] for r in runs):>14.1f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}; image files: "
+          f"{os.path.getsize(os.path.join(sessions[100], '001_seed_1.png')) / 1024:.0f} KiB PNG, 512x512")
 
 
 if __name__ == "__main__":
