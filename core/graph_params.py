@@ -20,6 +20,7 @@ MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name", "CheckpointLoader": "ckp
                  "ImageOnlyCheckpointLoader": "ckpt_name", "UNETLoader": "unet_name",
                  "unCLIPCheckpointLoader": "ckpt_name"}
 LORA_LOADERS = {"LoraLoader", "LoraLoaderModelOnly"}
+STACK_APPLIERS = {"PromptMediaLoraChain"}     # apply a LORA_STACK (+ rows); report it as an output
 # Core primitive nodes: a link from one of them is as good as a widget constant.
 PRIMITIVE_CLASSES = {"PrimitiveInt", "PrimitiveFloat", "PrimitiveString", "PrimitiveStringMultiline",
                      "PrimitiveBoolean"}
@@ -128,7 +129,7 @@ def _model_path(prompt: dict, sampler: dict) -> tuple[Any, list[dict]]:
             loras.append({"lora_name": _value(prompt, inputs.get("lora_name")),
                           "strength_model": _value(prompt, inputs.get("strength_model")),
                           "strength_clip": _value(prompt, inputs.get("strength_clip", 0.0))})
-        elif "lora_stack" in inputs:
+        elif cls in STACK_APPLIERS or "lora_stack" in inputs:
             # a stack-applying node (our LoRA chain): its place in the order; the saver fills
             # it from the chain's LORA_STACK output
             loras.append({"stack_node": link[0], "class_type": cls})

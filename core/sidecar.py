@@ -24,12 +24,12 @@ def parameters_section(resolved: Resolved, model_sha256: str | None, loras: list
     }
 
 
-def parameters_source_section(graph: GraphParams, resolved: Resolved) -> dict:
+def parameters_source_section(graph: GraphParams, resolved: Resolved, *notes: str | None) -> dict:
     """Where each parameter came from; ``overrides`` lists widget values that differ from
     what the prompt file / job said (e.g. steps typed into the KSampler)."""
     return {"sampler_node": graph.sampler_id, "sampler_class": graph.sampler_class,
             "fields": resolved.sources, "overrides": resolved.overrides,
-            "notes": list(graph.notes or ())}
+            "notes": [*(graph.notes or ()), *(n for n in notes if n)]}
 
 
 def oom_section(job: dict) -> dict:

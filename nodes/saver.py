@@ -176,6 +176,10 @@ class PromptMediaSessionSaver:
         batch_size = int(images.shape[0])
         declared = [l.as_dict() for l in prompt_media.loras] if prompt_media is not None else None
         loras = applied_loras(graph.loras, lora_stack, declared, lora_sha256)
+        lora_note = None
+        if lora_stack is None and any("stack_node" in l for l in graph.loras or ()):
+            lora_note = ("loras: the LoRA Chain's lora_stack output is not connected to the saver; "
+                         "recorded the prompt file's declared LoRAs instead")
         project = parse_project_id(project_id)
         system = system_info()
         started = session.started.strftime(STARTED_FORMAT)
@@ -195,7 +199,7 @@ class PromptMediaSessionSaver:
                 params, project,
                 output={"filename": os.path.basename(path), "path": os.path.abspath(path),
                         "subfolder": subfolder.replace(os.sep, "/")},
-                parameters_source=parameters_source_section(graph, resolved),
+                parameters_source=parameters_source_section(graph, resolved, lora_note),
                 oom=oom_section(job), session=session_section(started, folder, job),
                 image_sha256=sha256_bytes(data), system=system)
             log.info("[Prompt Media] saved %s", path)

@@ -231,3 +231,74 @@ def test_regenerate_from_sidecar_is_pixel_identical(comfy):
     outside = copy.deepcopy(regen)
     outside[P]["inputs"]["path"] = "../../etc/passwd"
     assert comfy.run(outside).rejected
+
+
+LORA_YAML = SESSION_YAML.replace("seeds: [31337]", """seeds: [777]
+loras:
+  - name: tiny_lora_attn.safetensors
+    strength_model: 0.8
+    strength_clip: 0.6""")
+
+
+def with_lora_chain(wf: dict, stack_link: list) -> dict:
+    """Insert PromptMediaLoraChain (node 40) between the checkpoint and encoders / sampler."""
+    ckpt = NODE["checkpoint"]
+    wf["40"] = {"class_type": "PromptMediaLoraChain", "inputs": {
+        "model": [ckpt, 0], "clip": [ckpt, 1], "strength_mode": "separate", "lora_stack": stack_link}}
+    wf[NODE["positive"]]["inputs"]["clip"] = ["40", 1]
+    wf[NODE["negative"]]["inputs"]["clip"] = ["40", 1]
+    wf[NODE["sampler"]]["inputs"]["model"] = ["40", 0]
+    return wf
+
+
+def test_loras_recorded_with_hashes_and_regenerated_identically(comfy, test_models_dir):
+    comfy.put_yaml("lora.yaml", LORA_YAML)
+    root = comfy.prefix
+    wf = with_lora_chain(saver_workflow("lora.yaml", root, run="one job per run", job_index=1),
+                         [NODE["loader"], LOADER_OUT["lora_stack"]])
+    wf[NODE["save"]]["inputs"]["lora_stack"] = ["40", 2]
+    original = comfy.image_paths(comfy.run_ok(wf))[0]
+    side = json.loads(original.with_suffix(".json").read_text())
+    lora_sha = sha256(Path(test_models_dir) / "loras" / "tiny_lora_attn.safetensors")
+    assert side["parameters"]["loras"] == [{"lora_name": "tiny_lora_attn.safetensors", "strength_model": 0.8,
+                                            "strength_clip": 0.6, "sha256": lora_sha}]
+    assert f'Lora hashes: "tiny_lora_attn: {lora_sha[:10]}"' in Image.open(original).text["parameters"]
+
+    # regenerate: Load Generation Params -> checkpoint -> LoRA chain (its lora_stack) -> sampler
+    P = "1"
+    regen = {
+        P: {"class_type": "PromptMediaLoadParams", "inputs": {
+            "image": "(none: use path)", "path": original.relative_to(comfy.server.output_dir).as_posix()}},
+        "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": [P, 10]}},
+        "40": {"class_type": "PromptMediaLoraChain", "inputs": {
+            "model": ["2", 0], "clip": ["2", 1], "strength_mode": "separate", "lora_stack": [P, 11]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["40", 1], "text": [P, 0]}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["40", 1], "text": [P, 1]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": [P, 8], "height": [P, 9], "batch_size": 1}},
+        "6": {"class_type": "KSampler", "inputs": {
+            "model": ["40", 0], "positive": ["3", 0], "negative": ["4", 0], "latent_image": ["5", 0],
+            "seed": [P, 2], "steps": [P, 3], "cfg": [P, 4], "sampler_name": [P, 5], "scheduler": [P, 6],
+            "denoise": [P, 7]}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["2", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": f"{root}/regen"}},
+    }
+    regenerated = comfy.image_paths(comfy.run_ok(regen))[0]
+    assert np.array_equal(_pixels(regenerated), _pixels(original))
+
+
+def test_batch_images_get_own_counts_and_disable_metadata(make_comfy_server):
+    server = make_comfy_server(extra_args=["--disable-metadata"])
+    from prompt_media_pkg.tests.host.harness import HostTest
+    host = HostTest(server, "disable_metadata")
+    host.put_yaml("session.yaml", SESSION_YAML)
+    wf = saver_workflow("session.yaml", host.prefix, run="one job per run", job_index=0)
+    wf[NODE["latent"]]["inputs"]["batch_size"] = 3
+    result = host.run_ok(wf)
+    paths = host.image_paths(result)
+    assert [p.name for p in paths] == ["001_seed_31337.png", "002_seed_31337.png", "003_seed_31337.png"]
+    for i, png in enumerate(paths):
+        with Image.open(png) as im:
+            assert not getattr(im, "text", {})                # no prompt/workflow/parameters chunks
+        side = json.loads(png.with_suffix(".json").read_text())  # the sidecar is still written
+        assert (side["task_id"], side["parameters"]["batch_index"], side["parameters"]["batch_size"]) == (i + 1, i, 3)
+    assert len({sha256(p) for p in paths}) == 3              # three different images
