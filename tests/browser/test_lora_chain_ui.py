@@ -78,6 +78,27 @@ def chain_inputs(front) -> dict:
     return chains[0]["inputs"]
 
 
+def queued_prompt(front) -> dict:
+    sent = []
+
+    def fake_queue(route):
+        if route.request.method != "POST":
+            return route.fallback()
+        sent.append(route.request.post_data_json)
+        return route.fulfill(json={"prompt_id": "lora-chain-ui", "number": 0, "node_errors": {}})
+
+    front.page.route("**/api/prompt", fake_queue)
+    try:
+        front.page.locator("button", has_text=re.compile(r"^\s*Run\s*$")).first.click()
+        deadline = time.monotonic() + 10
+        while not sent and time.monotonic() < deadline:
+            front.page.wait_for_timeout(50)     # lets Playwright dispatch the route callback
+    finally:
+        front.page.unroute("**/api/prompt", fake_queue)
+    assert sent, "the Run button posted nothing"
+    return sent[0]["prompt"]
+
+
 def assert_rows(front, node_id, expected=EXPECTED_ROWS):
     assert dict(rows(front, node_id)) == expected
     assert front.widgets(node_id)[-1]["name"] == ADD                # the button stays last
@@ -90,6 +111,9 @@ def test_rows_edit_serialise_and_come_back(front, comfy_url, tmp_path):
     # the API prompt: exactly the node's own widget and the rows, by name; no button
     inputs = chain_inputs(front)
     assert inputs == {"strength_mode": "shared", **EXPECTED_ROWS}
+
+    # what the Run button posts (caught before the server: nothing executes)
+    assert queued_prompt(front)[str(node_id)]["inputs"] == inputs
 
     # the saved workflow: rows by name, positional widgets_values only for strength_mode
     node = next(n for n in front.workflow()["nodes"] if n["type"] == NODE)
