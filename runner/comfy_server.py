@@ -15,6 +15,7 @@ touching the shared model cache). The log is ``<base>/comfyui-<port>.log``; ``lo
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
@@ -57,6 +58,16 @@ def port_range_from_env(value: str | None) -> range | None:
         raise ServerError(f"port range {value!r}: expected PORT or FIRST-LAST")
     first = int(m.group(1))
     return range(first, int(m.group(2) or first) + 1)
+
+
+_RUNNING: set = set()          # servers this process started and has not stopped yet
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """A crashed or interrupted caller must not leave ComfyUI running in its own session."""
+    for server in list(_RUNNING):
+        server.stop(timeout=5.0)
 
 
 class ComfyServer:
@@ -143,6 +154,7 @@ class ComfyServer:
         # Ctrl-C in the test terminal does not hit it before our cleanup runs
         self.proc = subprocess.Popen(self.command(), cwd=self.comfyui_path, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        _RUNNING.add(self)
         log.close()
         client = ComfyClient(self.url)
         while not client.is_up():
@@ -178,6 +190,7 @@ class ComfyServer:
                 except subprocess.TimeoutExpired:
                     continue
         self.proc = None
+        _RUNNING.discard(self)
 
     def restart(self) -> "ComfyServer":
         """Stop and start again on the same port and base dir (a ComfyUI restart)."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,15 @@ DEFAULT_TIMEOUT = 300.0
 
 __all__ = ["comfy_host", "test_models_dir", "comfy_server", "comfy", "make_comfy_server",
            "pytest_collection_modifyitems", "pytest_runtest_makereport", "HostConfig", "HostTest", "SKIP_REASON", "EXTENSION_NAME"]
+
+
+def _terminate_as_interrupt(signum, frame):
+    # `timeout` (scripts/test.sh) sends SIGTERM: end like Ctrl-C so fixtures stop the servers
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
 
 
 @dataclass(frozen=True)
