@@ -100,26 +100,29 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="repetitions of each 100-image case")
     parser.add_argument("--reps-large", type=int, default=2, help="repetitions of each 1,000-image case")
     parser.add_argument("--work", default="/tmp/pm-sheet-bench", help="where the synthetic sessions live")
+    parser.add_argument("--sizes", default="100,1000", help="which sessions to measure, e.g. 100")
+    parser.add_argument("--cases", default="sheet,animation,both", help="which compositions to measure")
     parser.add_argument("--child", nargs=2, metavar=("FOLDER", "WHAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
 
-    sessions = {100: os.path.join(args.work, "s100"), 1000: os.path.join(args.work, "s1000")}
+    sizes = {int(n) for n in args.sizes.split(",")}
+    sessions = {n: os.path.join(args.work, f"s{n}") for n in (100, 1000) if n in sizes}
     start = time.perf_counter()
-    make_session(sessions[100], 1, 10, 10)
-    make_session(sessions[1000], 10, 10, 10)
+    for n, folder in sessions.items():
+        make_session(folder, n // 100, 10, 10)
     print(f"sessions ready in {time.perf_counter() - start:.1f} s ({args.work})", flush=True)
     print(versions())
-    base = min(measure(sessions[100], "baseline")["peak_rss_mib"] for _ in range(2))
+    base = min(measure(next(iter(sessions.values())), "baseline")["peak_rss_mib"] for _ in range(2))
     print(f"baseline (python + Pillow + module imported): peak RSS {base:.1f} MiB\n")
     print(f"load average before: {os.getloadavg()[0]:.1f} (wall time grows with other processes on the "
           f"machine; CPU time much less)")
     print(f"{'case':<20}{'images':>7}{'pages':>6}{'median s':>10}{'min s':>8}{'max s':>8}"
           f"{'median CPU s':>14}{'peak RSS MiB':>14}")
     labels = {"sheet": "sheet (jpg)", "animation": "animation (webp)", "both": "sheet + animation"}
-    for what in ("sheet", "animation", "both"):
+    for what in args.cases.split(","):
         for n, folder in sessions.items():
             runs = [measure(folder, what) for _ in range(args.reps if n <= 100 else args.reps_large)]
             secs = [r["seconds"] for r in runs]
@@ -128,7 +131,7 @@ def main() -> None:
                   f"{statistics.median(r['cpu_seconds'] for r in runs):>14.2f}"
                   f"{max(r['peak_rss_mib'] for r in runs):>14.1f}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}; image files: "
-          f"{os.path.getsize(os.path.join(sessions[100], '001_seed_1.png')) / 1024:.0f} KiB PNG, 512x512")
+          f"{os.path.getsize(os.path.join(next(iter(sessions.values())), '001_seed_1.png')) / 1024:.0f} KiB PNG, 512x512")
 
 
 if __name__ == "__main__":
