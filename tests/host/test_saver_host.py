@@ -314,3 +314,32 @@ def test_batch_images_get_own_counts_and_disable_metadata(make_comfy_server):
         side = json.loads(png.with_suffix(".json").read_text())  # the sidecar is still written
         assert (side["task_id"], side["parameters"]["batch_index"], side["parameters"]["batch_size"]) == (i + 1, i, 3)
     assert len({sha256(p) for p in paths}) == 3              # three different images
+
+
+def test_session_continues_across_a_restart(comfy):
+    """Issue 5's rule inside the saver: jobs after a ComfyUI restart continue the session
+    recorded on disk (same folder, count continuing); job 0 again opens a new session."""
+    comfy.put_yaml("session.yaml", SESSION_YAML)
+    root = comfy.prefix
+
+    def job(index: int) -> str:
+        wf = saver_workflow("session.yaml", root, run="one job per run", job_index=index, variation_seed=11)
+        return comfy.image_paths(comfy.run_ok(wf))[0].relative_to(comfy.server.output_dir / root).as_posix()
+
+    first = [job(0), job(1)]
+    comfy.server.restart()
+    after = [job(2), job(3)]
+    folders = {p.rsplit("/", 1)[0] for p in first + after}
+    assert len(folders) == 1
+    assert [p.rsplit("/", 1)[1] for p in first + after] == [f"{i:03d}_seed_31337.png" for i in range(1, 5)]
+    state_file = next((comfy.server.output_dir / root / ".prompt_media" / "sessions").glob("*.json"))
+    old_state = json.loads(state_file.read_text())
+    assert old_state["last_index"] == 3 and old_state["last_count"] == 4
+    time.sleep(1.1)
+    again = job(0)                                   # job 0 again: a new session
+    new_state = json.loads(state_file.read_text())
+    assert new_state["started"] > old_state["started"] and new_state["last_index"] == 0
+    if new_state["folder"] == old_state["folder"]:   # same minute: numbering continues there
+        assert again.endswith("/005_seed_31337.png")
+    else:                                            # a new HHMM folder starts at 001
+        assert again == f"{new_state['folder']}/001_seed_31337.png"
