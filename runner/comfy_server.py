@@ -37,6 +37,7 @@ def free_port(candidates: range | None = None, host: str = "127.0.0.1") -> int:
     """A port nobody listens on: the first free one of ``candidates``, else one the OS picks."""
     for port in candidates or ():
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as aiohttp binds: TIME_WAIT is free
             try:
                 s.bind((host, port))
             except OSError:
