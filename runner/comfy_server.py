@@ -250,7 +250,8 @@ class ComfyServer:
 
 
 def _import_traceback(log: str, names: list[str]) -> str:
-    """The traceback ComfyUI printed for a failed custom node, else the log tail."""
-    blocks = re.split(r"\n(?=Traceback \(most recent call last\):)", log)
-    hits = [b for b in blocks if b.startswith("Traceback") and any(n in b for n in names)]
-    return "\n".join(hits)[-6000:] if hits else "\n".join(log.splitlines()[-40:])
+    """The traceback ComfyUI printed for a failed custom node (up to its "Cannot import" line),
+    else the log tail."""
+    blocks = re.findall(r"Traceback \(most recent call last\):\n(?:.*\n)*?Cannot import [^\n]*", log)
+    hits = [b[b.rindex("Traceback (most recent"):] for b in blocks if any(n in b for n in names)]
+    return "\n\n".join(hits)[-6000:] if hits else "\n".join(log.splitlines()[-40:])
