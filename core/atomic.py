@@ -15,10 +15,19 @@ from typing import Any
 
 TEMP_PREFIX = ".pm-tmp-"     # hidden, and never matches a published name pattern
 TEMP_SUFFIX = ".part"
+FILE_MODE = 0o644            # what a plain open() gives under the usual umask; mkstemp gives 0600
 
 # os.link failures that mean "this filesystem has no hard links", not "the name is taken".
 _NO_HARDLINK_ERRNOS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
                        errno.EMLINK, errno.ENOSYS}
+
+
+def open_temp(folder: str) -> tuple[int, str]:
+    """A new hidden temporary file in ``folder``, readable like any published file: (fd, path)."""
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, FILE_MODE)
+    return fd, tmp
 
 
 def write_temp(folder: str, data: bytes) -> str:
@@ -26,7 +35,7 @@ def write_temp(folder: str, data: bytes) -> str:
 
     The caller owns the file and must publish or remove it (see :func:`discard`).
     """
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    fd, tmp = open_temp(folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

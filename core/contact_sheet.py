@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,7 +24,7 @@ from typing import BinaryIO, Callable, Iterable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .atomic import TEMP_PREFIX, TEMP_SUFFIX, discard, fsync_dir
+from .atomic import discard, fsync_dir, open_temp
 from .session import DEFAULT_ROOT, SessionPathError, ensure_inside, resolve_root
 
 SHEET_STEM = "contact_sheet"
@@ -52,7 +51,6 @@ EMPTY_CELL = (64, 64, 64)     # a grid position with no image (session still run
 TEXT = (235, 235, 235)
 MUTED = (160, 160, 160)
 SEPARATOR = " · "
-FILE_MODE = 0o644             # like the images beside it, not mkstemp's private 0600
 
 _OWN_OUTPUT = re.compile(rf"^(?:{SHEET_STEM}(?:_\d+)?|{ANIMATION_STEM})\.[a-z]+$", re.IGNORECASE)
 _SIDECAR_NAME = re.compile(r"^\d+_seed_-?\d+\.json$")
@@ -637,10 +635,8 @@ def atomic_save(folder: str, final_name: str, write: Callable[[BinaryIO], None])
     """Runs ``write(file)`` on a hidden temp file in ``folder``, fsyncs it and renames it over
     ``final_name``. Replacing is right here and only here: sheets and animations are derived
     files; images and sidecars are published by the saver with no-replace links."""
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    fd, tmp = open_temp(folder)
     try:
-        if hasattr(os, "fchmod"):                  # mkstemp makes it 0600
-            os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

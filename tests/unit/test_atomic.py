@@ -85,3 +85,10 @@ def test_json_accepts_number_likes(tmp_path):
     path = str(tmp_path / "n.json")
     atomic.write_json(path, {"seed": NumpyLike(), "t": (1, 2)})
     assert json.loads(open(path).read()) == {"seed": 7, "t": [1, 2]}
+
+
+def test_published_files_are_readable_like_plain_files(tmp_path):
+    # mkstemp makes private 0600 files; a published image must be readable like SaveImage's.
+    from prompt_media_pkg.core.atomic import FILE_MODE, publish_bytes
+    final = publish_bytes(b"png", str(tmp_path / "001_seed_1.png"))
+    assert os.stat(final).st_mode & 0o777 == FILE_MODE

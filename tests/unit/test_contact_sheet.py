@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from prompt_media_pkg.core import contact_sheet as cs
+from prompt_media_pkg.core import atomic
 from prompt_media_pkg.core.session import SessionPathError
 from prompt_media_pkg.tests.synthetic_session import write_session
 
@@ -335,7 +336,7 @@ def test_writes_are_atomic_and_leave_no_temp_files(tmp_path, monkeypatch):
     write_session(str(tmp_path), [1], PROMPTS[:1], STYLES[:2])
     first = cs.compose_session(str(tmp_path), sheet_format="png", animation=True, **SMALL)
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
-    assert oct(os.stat(first.sheets[0]).st_mode & 0o777) == oct(cs.FILE_MODE)
+    assert oct(os.stat(first.sheets[0]).st_mode & 0o777) == oct(atomic.FILE_MODE)
     old = (tmp_path / "contact_sheet.png").read_bytes()
 
     def failing_save(self, fp, format=None, **params):
