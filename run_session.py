@@ -24,7 +24,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
@@ -99,24 +98,6 @@ def build_prompt(workflow: dict, args: argparse.Namespace, uploaded_name: str) -
     return prompt, oom
 
 
-def upload_prompt_file(client: ComfyClient, path: Path) -> str:
-    """Upload into input/prompt_media/ with ComfyUI's own upload route (an identical file is
-    reused, a different one with the same name gets a new name: nothing is overwritten)."""
-    boundary = uuid.uuid4().hex
-    fields = [("subfolder", None, b"prompt_media"), ("type", None, b"input"),
-              ("image", path.name, path.read_bytes())]
-    body = b""
-    for name, filename, data in fields:
-        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        body += f"--{boundary}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + data + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    status, resp = client.request("POST", "/upload/image", body,
-                                  content_type=f"multipart/form-data; boundary={boundary}")
-    if status != 200 or not isinstance(resp, dict) or "name" not in resp:
-        raise ComfyError(f"uploading {path.name} failed: HTTP {status} {resp}")
-    return resp["name"]
-
-
 # ----------------------------------------------------------------------------- output
 
 class Progress:
@@ -151,7 +132,8 @@ def run_session(client: ComfyClient, args: argparse.Namespace) -> int:
     except PromptMediaError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    name = upload_prompt_file(client, path)
+    # into input/prompt_media/, where the loader lists files
+    name = client.upload_input(path.name, path.read_bytes(), subfolder="prompt_media")
     try:
         prompt, oom = build_prompt(workflow, args, name)
     except PromptMediaError as e:
@@ -197,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         if args.comfyui:
-            from runner.comfy_server import ServerError, ComfyServer
-            server = ComfyServer.for_installation(args.comfyui, args.python, REPO, EXTENSION_NAME,
-                                                  port=args.port, extra_args=args.comfyui_arg)
+            from runner.comfy_server import InstalledComfyServer, ServerError
+            server = InstalledComfyServer(args.comfyui, args.python, REPO, EXTENSION_NAME,
+                                          port=args.port, extra_args=args.comfyui_arg)
             print(f"starting ComfyUI in {args.comfyui} ...", file=sys.stderr)
             try:
                 server.start()

@@ -289,6 +289,30 @@ class ComfyClient:
         except (urllib.error.URLError, OSError) as e:
             raise ComfyError(f"{method} {self.base_url}{path}: {e}") from e
 
+    def upload_input(self, name: str, data: bytes, subfolder: str = "") -> str:
+        """Put a file into ComfyUI's input/<subfolder>/ through its own upload route; returns the
+        name it got (an identical file is reused; a different one of that name gets a new name,
+        nothing is overwritten)."""
+        boundary = uuid.uuid4().hex
+        body = b""
+        for field_name, filename, value in (("subfolder", None, subfolder.encode()),
+                                            ("type", None, b"input"), ("image", name, data)):
+            disposition = f'form-data; name="{field_name}"' + (f'; filename="{filename}"' if filename else "")
+            body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+        body += f"--{boundary}--\r\n".encode()
+        req = urllib.request.Request(self.base_url + "/upload/image", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                resp = _parse(r.read())
+        except urllib.error.HTTPError as e:
+            raise ComfyError(f"uploading {name}: HTTP {e.code}: {_parse(e.read())}") from e
+        except (urllib.error.URLError, OSError) as e:
+            raise ComfyError(f"uploading {name}: {e}") from e
+        if not isinstance(resp, dict) or "name" not in resp:
+            raise ComfyError(f"uploading {name}: unexpected answer {resp!r}")
+        return resp["name"]
+
     def get(self, path: str, **kw) -> Any:
         status, body = self.request("GET", path, **kw)
         if status != 200:

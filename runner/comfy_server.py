@@ -16,6 +16,7 @@ touching the shared model cache). The log is ``<base>/comfyui-<port>.log``; ``lo
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import signal
@@ -255,3 +256,69 @@ def _import_traceback(log: str, names: list[str]) -> str:
     blocks = re.findall(r"Traceback \(most recent call last\):\n(?:.*\n)*?Cannot import [^\n]*", log)
     hits = [b[b.rindex("Traceback (most recent"):] for b in blocks if any(n in b for n in names)]
     return "\n\n".join(hits)[-6000:] if hits else "\n".join(log.splitlines()[-40:])
+
+
+class InstalledComfyServer(ComfyServer):
+    """A user's own ComfyUI installation, started as it is configured (its models, input, output,
+    device), for the command-line runner. Nothing in the installation is changed: when this
+    extension is not installed in its custom_nodes/, it is added for this run only, through an
+    ``--extra-model-paths-config`` file (a ``custom_nodes`` entry) in a temporary folder that also
+    holds the log."""
+
+    def __init__(self, comfyui_path, python, extension_dir, extension_name: str, *, port=None,
+                 extra_args=None, startup_timeout: float = 300.0):
+        import tempfile
+        super().__init__(comfyui_path, python, tempfile.mkdtemp(prefix="prompt-media-run-"), port=port,
+                         extensions={extension_name: extension_dir}, extra_args=extra_args,
+                         startup_timeout=startup_timeout)
+        self.already_installed = _installed_in(self.comfyui_path / "custom_nodes", Path(extension_dir))
+
+    @property
+    def input_dir(self) -> Path:
+        return self.comfyui_path / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.comfyui_path / "output"
+
+    def prepare(self) -> None:
+        if self.already_installed:
+            return
+        nodes_dir = self.base / "custom_nodes"
+        nodes_dir.mkdir(parents=True, exist_ok=True)
+        for name, src in self.extensions.items():
+            link = nodes_dir / name
+            if not link.is_symlink():
+                link.symlink_to(src, target_is_directory=True)
+        (self.base / "extra_paths.yaml").write_text(
+            f"prompt_media_run:\n  custom_nodes: {json.dumps(str(nodes_dir))}\n", encoding="utf-8")
+
+    def command(self) -> list[str]:
+        cmd = [self.python, "main.py", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--disable-auto-launch"]
+        if not self.already_installed:
+            cmd += ["--extra-model-paths-config", str(self.base / "extra_paths.yaml")]
+        return cmd + self.extra_args
+
+    def failed_extensions(self) -> list[str]:
+        if self.already_installed:      # installed under whatever folder name the user chose
+            text = self.log_since(self._log_start)
+            return ["prompt-media"] if re.search(r"\(IMPORT FAILED\): .*prompt.media", text, re.I) else []
+        return super().failed_extensions()
+
+
+def _installed_in(custom_nodes: Path, extension_dir: Path) -> bool:
+    """Is this extension (this checkout, or any copy with our registry name) already there?"""
+    if not custom_nodes.is_dir():
+        return False
+    for entry in custom_nodes.iterdir():
+        try:
+            if entry.resolve() == extension_dir.resolve():
+                return True
+            pyproject = entry / "pyproject.toml"
+            if pyproject.is_file() and re.search(r'^name\s*=\s*"prompt-media"\s*$',
+                                                 pyproject.read_text(errors="replace"), re.M):
+                return True
+        except OSError:
+            continue
+    return False

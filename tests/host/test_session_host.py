@@ -1,0 +1,163 @@
+"""Issue 5 in real ComfyUI: whole sessions queued one job per prompt through the shipped
+workflow (workflows/prompt_media_session_api.json), resumed across a restart, and run end to end
+by the command-line runner."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prompt_media_pkg.tests.host.workflows import TEST_CHECKPOINT
+
+REPO = Path(__file__).resolve().parents[2]
+API_WORKFLOW = REPO / "workflows" / "prompt_media_session_api.json"
+NAME = re.compile(r"^(\d{3,})_seed_(\d+)\.png$")
+
+# 3 prompts x 2 variations x 2 seeds = 12 jobs
+SESSION_YAML = """\
+prompts: [a red fox, a blue bird, a green frog]
+variations:
+  light: {type: sequential, values: [morning, night]}
+  style: {type: random, values: [ink, oil, chalk]}
+seeds: [11, 22]
+steps: 1
+cfg: 5.0
+width: 64
+height: 64
+"""
+
+
+def session_prompt(file: str, root: str, job_index: int = 0) -> dict:
+    prompt = json.loads(API_WORKFLOW.read_text(encoding="utf-8"))
+    by_class = {node["class_type"]: node for node in prompt.values()}
+    by_class["CheckpointLoaderSimple"]["inputs"]["ckpt_name"] = TEST_CHECKPOINT
+    by_class["PromptMediaLoader"]["inputs"]["file"] = file
+    by_class["PromptMediaOOM"]["inputs"].update(run="one job per run", job_index=job_index)
+    by_class["PromptMediaSessionSaver"]["inputs"].update(root=root, compose="none")
+    return prompt
+
+
+def oom_id(prompt: dict) -> str:
+    return next(k for k, v in prompt.items() if v["class_type"] == "PromptMediaOOM")
+
+
+def run_jobs(comfy, prompt: dict, indexes) -> list:
+    results = []
+    for index in indexes:
+        prompt[oom_id(prompt)]["inputs"]["job_index"] = index
+        results.append(comfy.run_ok(copy.deepcopy(prompt)))
+    return results
+
+
+def session_images(output_dir: Path, root: str) -> list[Path]:
+    return sorted((output_dir / root).rglob("*.png"), key=lambda p: p.name)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_twelve_jobs_queued_one_per_prompt_make_one_numbered_session(comfy):
+    file = comfy.put_yaml("session12.yaml", SESSION_YAML)
+    root = f"{comfy.prefix}/images"
+    prompt = session_prompt(file, root)
+    results = run_jobs(comfy, prompt, range(12))
+
+    images = session_images(comfy.server.output_dir, root)
+    assert [NAME.match(p.name).group(1) for p in images] == [f"{i:03d}" for i in range(1, 13)]
+    assert len({p.parent for p in images}) == 1                       # one dated folder
+    assert re.search(r"/\d{4}/\d{2}/\d{2}/\d{4}$", str(images[0].parent))
+    assert [int(NAME.match(p.name).group(2)) for p in images] == [11] * 6 + [22] * 6
+    sidecars = [json.loads(p.with_suffix(".json").read_text()) for p in images]
+    assert [s["oom"]["index"] for s in sidecars] == list(range(12))
+    assert (images[0].parent / "session12.yaml").read_text() == SESSION_YAML
+    # each run generated exactly its own job; the node reports where the session stands
+    assert all(len(r.images) == 1 for r in results)
+    assert results[3].ui_text(oom_id(prompt)) == ["job 4 of 12 · 3 prompts × 2 variations × 2 seeds"]
+
+
+def test_index_past_the_end_stops_cleanly_without_images(comfy):
+    file = comfy.put_yaml("past_end.yaml", SESSION_YAML)
+    root = f"{comfy.prefix}/images"
+    result = comfy.run(session_prompt(file, root, job_index=12))
+    assert result.status == "success" and result.error is None
+    assert any("job_index 12 is past the end" in m and "12 jobs" in m for m in result.blocked)
+    assert session_images(comfy.server.output_dir, root) == []
+
+
+def test_session_resumes_after_a_restart_in_the_same_folder(make_comfy_server):
+    server = make_comfy_server()
+    (server.input_dir / "prompt_media").mkdir(parents=True, exist_ok=True)
+    (server.input_dir / "prompt_media" / "resume.yaml").write_text(SESSION_YAML, encoding="utf-8")
+    root = "resume_test/images"
+    prompt = session_prompt("resume.yaml", root)
+    client = server.client
+    for index in range(5):
+        prompt[oom_id(prompt)]["inputs"]["job_index"] = index
+        assert client.run(copy.deepcopy(prompt)).status == "success"
+    first = session_images(server.output_dir, root)
+    before = {p.name: digest(p) for p in first}
+    assert sorted(before) == [p.name for p in first] and len(first) == 5
+
+    server.restart()                                         # a ComfyUI restart mid-session
+    client = server.client
+    status, info = client.request("POST", "/prompt_media/session", {"prompt": prompt, "node_id": oom_id(prompt)})
+    assert status == 200, info
+    assert (info["total"], info["last_index"], info["next_index"], info["remaining"]) == (12, 4, 5, 7)
+    for index in range(info["next_index"], info["total"]):
+        prompt[oom_id(prompt)]["inputs"]["job_index"] = index
+        assert client.run(copy.deepcopy(prompt)).status == "success"
+
+    images = session_images(server.output_dir, root)
+    assert [p.name[:3] for p in images] == [f"{i:03d}" for i in range(1, 13)]
+    assert len({p.parent for p in images}) == 1
+    assert {p.name: digest(p) for p in images if p.name in before} == before   # nothing overwritten
+    status, info = client.request("POST", "/prompt_media/session", {"prompt": prompt, "node_id": oom_id(prompt)})
+    assert (info["last_index"], info["next_index"]) == (11, 0)              # complete: next is new
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "run_session.py"), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_runs_a_session_end_to_end_and_resumes(comfy, tmp_path):
+    yaml_file = tmp_path / "cli_session.yaml"
+    yaml_file.write_text(SESSION_YAML.replace("seeds: [11, 22]", "seeds: [5]"), encoding="utf-8")
+    root = f"{comfy.prefix}/cli"
+    done = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", TEST_CHECKPOINT,
+                   "--root", root, "--compose", "none")
+    assert done.returncode == 0, done.stderr
+    printed = [line for line in done.stdout.splitlines() if line.endswith(".png")]
+    images = session_images(comfy.server.output_dir, root)
+    assert len(printed) == 6 and [Path(p).name for p in printed] == [p.name for p in images]
+    assert "6 jobs · 3 prompts × 2 variations × 1 seeds" in done.stderr
+
+    # --resume after a complete session has nothing to continue: it starts a new one
+    again = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", TEST_CHECKPOINT,
+                    "--root", root, "--compose", "none", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert len(session_images(comfy.server.output_dir, root)) == 12
+
+
+def test_cli_refuses_a_bad_yaml_with_file_and_line(comfy, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prompts: [a]\nvariations:\n  v: {type: randm, values: [x]}\n", encoding="utf-8")
+    result = run_cli(str(bad), "--server", comfy.server.url, "--checkpoint", TEST_CHECKPOINT)
+    assert result.returncode == 2
+    assert "bad.yaml:3:" in result.stderr and "'randm' is not one of sequential, random, static" in result.stderr
+
+
+def test_cli_reports_a_failing_job_with_comfyuis_error(comfy, tmp_path):
+    yaml_file = tmp_path / "ok.yaml"
+    yaml_file.write_text(SESSION_YAML, encoding="utf-8")
+    result = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", "no_such_model.ckpt",
+                     "--root", f"{comfy.prefix}/fail")
+    assert result.returncode == 2
+    assert "no_such_model.ckpt" in result.stdout + result.stderr
