@@ -104,7 +104,20 @@ def sha256_text(text: str) -> str:
 # --------------------------------------------------------------------------- YAML with positions
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader; a subclass so nothing we do leaks into PyYAML's global resolvers."""
+    """SafeLoader; a subclass so nothing we do leaks into PyYAML's global resolvers.
+
+    A scalar PyYAML cannot construct (``!!int abc``, ``2024-02-30``, ``!!bool maybe``) becomes a
+    positioned YAML error instead of a bare ValueError/KeyError/AttributeError.
+    """
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as e:
+            kind = node.tag.rsplit(":", 1)[-1]
+            why = " (more than 4,300 digits)" if "digits" in str(e) else ""
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{_short(node.value)} is not a valid {kind}{why}", node.start_mark) from None
 
 
 def _check_graph(node: yaml.Node, source: str) -> None:

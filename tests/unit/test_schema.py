@@ -168,3 +168,17 @@ def test_not_utf8_and_unreadable_files(tmp_path):
 def test_content_hash_identifies_the_text():
     a, b = load("prompts: [a]\n"), load("prompts: [b]\n")
     assert a.sha256 != b.sha256 and a.sha256 == load("prompts: [a]\n").sha256
+
+
+# --------------------------------------------------------------------------- regressions found by fuzzing
+
+@pytest.mark.parametrize("text, expected", [
+    ("prompts: [a]\nwhen: 2024-02-30\n", "t.yaml:2:7: (yaml): '2024-02-30' is not a valid timestamp"),
+    ("prompts: [a]\nsteps: !!int abc\n", "t.yaml:2:8: (yaml): 'abc' is not a valid int"),
+    ("prompts: [a]\ncfg: !!float ''\n", "t.yaml:2:6: (yaml): '' is not a valid float"),
+    ("prompts: [a]\nx: !!bool maybe\n", "t.yaml:2:4: (yaml): 'maybe' is not a valid bool"),
+    ("prompts: [a]\nx: !!timestamp foo\n", "t.yaml:2:4: (yaml): 'foo' is not a valid timestamp"),
+    ("prompts: [a]\nsteps: " + "9" * 5000 + "\n", "t.yaml:2:8: (yaml): '9999"),
+])
+def test_scalars_pyyaml_cannot_construct_are_yaml_errors(text, expected):
+    assert error(text).startswith(expected)
