@@ -15,8 +15,9 @@ import yaml
 
 from .errors import PromptMediaError
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_FILE_BYTES = 256 * 1024  # real files are under 16 KiB; pure-Python YAML parses ~1 MB/s at best
 MAX_NODES = 200_000          # YAML nodes after alias expansion
+MAX_COMPOSED_NODES = 10_000  # YAML nodes as written (real files: under 200); bounds parse time
 MAX_DEPTH = 64               # nesting depth (mappings/sequences)
 MAX_TEXT_CHARS = 20_000      # one prompt, prefix, negative or variation value
 
@@ -108,7 +109,37 @@ class _Loader(yaml.SafeLoader):
 
     A scalar PyYAML cannot construct (``!!int abc``, ``2024-02-30``, ``!!bool maybe``) becomes a
     positioned YAML error instead of a bare ValueError/KeyError/AttributeError.
+
+    It also bounds what a hostile file can cost: nesting is refused while scanning (before the
+    recursive composer sees it, and before the scanner's per-level bookkeeping goes quadratic)
+    and the node count while composing, so the time spent stays linear in the file size.
     """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.composed_nodes = 0
+
+    def _too_deep(self) -> yaml.scanner.ScannerError:
+        return yaml.scanner.ScannerError(None, None, f"nesting deeper than {MAX_DEPTH} levels",
+                                         self.get_mark())
+
+    def fetch_flow_collection_start(self, TokenClass):
+        if self.flow_level >= MAX_DEPTH:
+            raise self._too_deep()
+        super().fetch_flow_collection_start(TokenClass)
+
+    def add_indent(self, column):
+        if len(self.indents) >= MAX_DEPTH:
+            raise self._too_deep()
+        return super().add_indent(column)
+
+    def compose_node(self, parent, index):
+        self.composed_nodes += 1
+        if self.composed_nodes > MAX_COMPOSED_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"the file has more than {MAX_COMPOSED_NODES:,} YAML nodes",
+                self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
     def construct_object(self, node, deep=False):
         try:
@@ -177,8 +208,9 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
                                line=line, column=column, field="(yaml)") from None
     except yaml.YAMLError as e:
         raise PromptMediaError(f"invalid YAML: {e}", source=source, field="(yaml)") from None
-    except RecursionError:
-        raise PromptMediaError(f"nesting deeper than {MAX_DEPTH} levels", source=source) from None
+    except RecursionError:   # a safety net: the scanner refuses deep nesting first
+        raise PromptMediaError(f"nesting deeper than {MAX_DEPTH} levels", source=source,
+                               field="(yaml)") from None
     finally:
         if loader is not None:
             loader.dispose()

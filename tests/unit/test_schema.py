@@ -182,3 +182,24 @@ def test_content_hash_identifies_the_text():
 ])
 def test_scalars_pyyaml_cannot_construct_are_yaml_errors(text, expected):
     assert error(text).startswith(expected)
+
+
+@pytest.mark.parametrize("text", ["[" * 200_000, "{a: " * 60_000, "- " * 100_000 + "x",
+                                  "prompts: [" + "a," * 12_000 + "]\n",
+                                  "prompts:\n" + "- a\n" * 12_000],
+                         ids=["flow-seq", "flow-map", "block-seq", "flow-items", "block-items"])
+def test_deep_or_huge_documents_are_refused_in_bounded_time(text):
+    import time
+    t0 = time.perf_counter()
+    msg = error(text)
+    assert msg.startswith("t.yaml:") and "(yaml):" in msg
+    assert "nesting deeper than 64 levels" in msg or "more than 10,000 YAML nodes" in msg
+    assert time.perf_counter() - t0 < 5.0   # ~0.5 s idle; CI boxes are busy
+
+
+def test_largest_accepted_file_parses_in_bounded_time():
+    import time
+    t0 = time.perf_counter()
+    assert error("\n" * (256 * 1024 - 1)).startswith("t.yaml: (document): expected a mapping")
+    assert error("x" * (256 * 1024 + 1)) == "t.yaml: (file): file is larger than 256 KiB"
+    assert time.perf_counter() - t0 < 5.0   # ~0.5 s idle; CI boxes are busy
