@@ -152,28 +152,38 @@ class _Loader(yaml.SafeLoader):
 
 
 def _check_graph(node: yaml.Node, source: str) -> None:
-    """Refuse alias bombs and deep nesting in time linear in the distinct nodes."""
-    sizes: dict[int, int] = {}
-    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    """Refuse alias bombs, alias cycles and deep nesting in time linear in the distinct nodes.
+
+    Size (after alias expansion) and height are memoised per node, so a node shared through
+    aliases is measured once yet counted at every place it appears.
+    """
+    measured: dict[int, tuple[int, int] | None] = {}   # id -> (size, height); None while visiting
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+
+    def error(n: yaml.Node, message: str) -> PromptMediaError:
+        return PromptMediaError(message, source=source, line=n.start_mark.line + 1,
+                                column=n.start_mark.column + 1, field="(yaml)")
+
     while stack:
-        n, depth, done = stack.pop()
-        if depth > MAX_DEPTH:
-            raise PromptMediaError(f"nesting deeper than {MAX_DEPTH} levels", source=source,
-                                   line=n.start_mark.line + 1, column=n.start_mark.column + 1)
-        if id(n) in sizes:
-            continue
+        n, done = stack.pop()
         children = _children(n)
-        if not done and children:
-            stack.append((n, depth, True))
-            stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
+        if not done:
+            if id(n) in measured:
+                if measured[id(n)] is None:     # reached again from inside itself
+                    raise error(n, "an alias refers to a collection that contains it (a cycle)")
+                continue
+            measured[id(n)] = None
+            stack.append((n, True))
+            stack.extend((c, False) for c in children)
             continue
-        total = 1 + sum(sizes.get(id(c), 1) for c in children)
-        if total > MAX_NODES:
-            raise PromptMediaError(
-                f"the document expands to more than {MAX_NODES:,} YAML nodes "
-                "(anchors/aliases repeated too often?)", source=source,
-                line=n.start_mark.line + 1, column=n.start_mark.column + 1)
-        sizes[id(n)] = total
+        size = 1 + sum(measured[id(c)][0] for c in children)
+        height = 1 + max((measured[id(c)][1] for c in children), default=0)
+        if height > MAX_DEPTH:
+            raise error(n, f"nesting deeper than {MAX_DEPTH} levels")
+        if size > MAX_NODES:
+            raise error(n, f"the document expands to more than {MAX_NODES:,} YAML nodes "
+                           "(anchors/aliases repeated too often?)")
+        measured[id(n)] = (size, height)
 
 
 def _children(n: yaml.Node) -> list[yaml.Node]:
@@ -187,7 +197,8 @@ def _children(n: yaml.Node) -> list[yaml.Node]:
 def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     """safe_load ``text``; also return the node tree for error positions."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
-        raise PromptMediaError(f"file is larger than {MAX_FILE_BYTES // 1024} KiB", source=source)
+        raise PromptMediaError(f"file is larger than {MAX_FILE_BYTES // 1024} KiB", source=source,
+                               field="(file)")
     loader = None
     try:
         loader = _Loader(text)

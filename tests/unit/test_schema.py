@@ -203,3 +203,20 @@ def test_largest_accepted_file_parses_in_bounded_time():
     assert error("\n" * (256 * 1024 - 1)).startswith("t.yaml: (document): expected a mapping")
     assert error("x" * (256 * 1024 + 1)) == "t.yaml: (file): file is larger than 256 KiB"
     assert time.perf_counter() - t0 < 5.0   # ~0.5 s idle; CI boxes are busy
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("prompts: [a]\nx: &a [*a]\n", "t.yaml:2:4: (yaml): an alias refers to a collection that contains it"),
+    ("prompts: [a]\nx: &a {k: [*a]}\n", "t.yaml:2:4: (yaml): an alias refers to a collection that contains it"),
+])
+def test_alias_cycles_are_refused(text, expected):
+    assert error(text).startswith(expected)
+
+
+def test_depth_built_from_aliases_counts_the_deepest_use():
+    deep = "[" * 40 + "]" * 40
+    shallow_uses = f"prompts: [a]\na: &deep {deep}\nc: *deep\n"
+    assert load(shallow_uses).prompts == ("a",)
+    # the shallow use (c) is measured first; the use 40 levels down (b) must still count
+    assert "nesting deeper than 64 levels" in error(
+        f"prompts: [a]\na: &deep {deep}\nb: {'[' * 40}*deep{']' * 40}\nc: *deep\n")
