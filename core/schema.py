@@ -268,7 +268,10 @@ def _type_name(v: Any) -> str:
 
 
 def _short(v: Any) -> str:
-    r = repr(v)
+    try:
+        r = repr(v)
+    except ValueError:       # an int past Python's 4,300-digit int-to-text limit (hex/octal/binary)
+        r = f"a {v.bit_length():,}-bit number"
     return r if len(r) <= 60 else r[:57] + "..."
 
 
@@ -279,7 +282,10 @@ def _text(ctx: _Ctx, path: tuple, v: Any, *, allow_empty: bool = True) -> str:
         return ""
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise ctx.error(path, f"expected a string, got {_type_name(v)}")
-    s = str(v)
+    try:
+        s = str(v)
+    except ValueError:       # an int past Python's 4,300-digit int-to-text limit
+        raise ctx.error(path, f"expected a string, got {_short(v)}") from None
     if "\x00" in s:
         raise ctx.error(path, "contains a NUL character")
     if len(s) > MAX_TEXT_CHARS:
@@ -297,7 +303,7 @@ def _number(ctx: _Ctx, path: tuple, v: Any, *, integer: bool, lo: float, hi: flo
             raise ctx.error(path, f"expected a whole number, got {v}")
         v = int(v)
     if not lo <= v <= hi:
-        raise ctx.error(path, f"{v} is out of range {lo:g}..{hi:g}")
+        raise ctx.error(path, f"{_short(v)} is out of range {lo:g}..{hi:g}")
     return int(v) if integer else float(v)
 
 

@@ -220,3 +220,11 @@ def test_depth_built_from_aliases_counts_the_deepest_use():
     # the shallow use (c) is measured first; the use 40 levels down (b) must still count
     assert "nesting deeper than 64 levels" in error(
         f"prompts: [a]\na: &deep {deep}\nb: {'[' * 40}*deep{']' * 40}\nc: *deep\n")
+
+
+def test_integers_past_the_int_to_text_limit_are_clear_errors():
+    big = "0x" + "f" * 5000                                   # hex is not limited when parsed
+    assert error(f"prompts: [a]\nsteps: {big}\n") == \
+        "t.yaml:2:8: steps: a 20,000-bit number is out of range 1..10000"
+    assert error(f"prompts: [{big}]\n") == \
+        "t.yaml:1:11: prompts[0]: expected a string, got a 20,000-bit number"
