@@ -370,13 +370,28 @@ def _lora(ctx: _Ctx, path: tuple, v: Any) -> LoraSpec:
     return LoraSpec(name, default if sm is None else sm, default if sc is None else sc)
 
 
+def _names(ctx: _Ctx, section: str, mapping: dict) -> dict[str, Any]:
+    """``mapping`` keyed by text: variation and preset names are keys, and a YAML key may be a
+    number, boolean, date or null; two keys must not become the same name (``1`` and ``'1'``)."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        label = key if isinstance(key, str) else _short(key)
+        if isinstance(key, bool) or not isinstance(key, (str, int, float)):
+            raise ctx.error((section, label), f"a name must be text, got {_type_name(key)} (quote it)")
+        name = _text(ctx, (section, label), key, allow_empty=False)
+        if name in out:
+            raise ctx.error((section, label), f"the name {name!r} is used twice")
+        out[name] = value
+    return out
+
+
 def _variations(ctx: _Ctx, v: Any) -> tuple[Variation, ...]:
     if v is None:
         return ()
     if not isinstance(v, dict):
         raise ctx.error(("variations",), f"expected a mapping of name: {{type, values}}, got {_type_name(v)}")
     out = []
-    for name, spec in v.items():
+    for name, spec in _names(ctx, "variations", v).items():
         path = ("variations", name)
         if not isinstance(spec, dict):
             raise ctx.error(path, f"expected a mapping with 'type' and 'values', got {_type_name(spec)}")
@@ -387,7 +402,7 @@ def _variations(ctx: _Ctx, v: Any) -> tuple[Variation, ...]:
         values = spec.get("values")
         if not isinstance(values, list) or not values:
             raise ctx.error(path + ("values",), f"expected a non-empty list, got {_type_name(values)}")
-        out.append(Variation(str(name), vtype, tuple(
+        out.append(Variation(name, vtype, tuple(
             _text(ctx, path + ("values", i), x).strip() for i, x in enumerate(values))))
     return tuple(out)
 
@@ -425,8 +440,8 @@ def load_prompt_media(text: str, source: str = "prompt_media.yaml", preset: str 
     workflows = data.get("workflows")
     if workflows is not None and not isinstance(workflows, dict):
         raise ctx.error(("workflows",), f"expected a mapping of preset name: settings, got {_type_name(workflows)}")
-    workflows = workflows or {}
-    presets = tuple(str(k) for k in workflows)
+    workflows = _names(ctx, "workflows", workflows or {})
+    presets = tuple(workflows)
     settings = dict(DEFAULT_SETTINGS, seeds=())
     settings.update(_settings_from(ctx, (), data))
     preset = (preset or "").strip()

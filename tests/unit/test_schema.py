@@ -228,3 +228,13 @@ def test_integers_past_the_int_to_text_limit_are_clear_errors():
         "t.yaml:2:8: steps: a 20,000-bit number is out of range 1..10000"
     assert error(f"prompts: [{big}]\n") == \
         "t.yaml:1:11: prompts[0]: expected a string, got a 20,000-bit number"
+
+
+def test_non_string_preset_and_variation_names():
+    m = load("prompts: [a]\nworkflows:\n  1: {steps: 3}\n", "1")       # was a KeyError
+    assert m.presets == ("1",) and m.settings.steps == 3
+    msg = error("prompts: [p]\nvariations:\n  1: {type: random, values: [a]}\n"
+                "  '1': {type: random, values: [b]}\n")
+    assert msg.startswith("t.yaml:3:6: variations.1: the name '1' is used twice")
+    assert error("prompts: [a]\nworkflows:\n  yes: {steps: 3}\n").startswith(
+        "t.yaml:3:3: workflows.True: a name must be text, got a boolean (quote it)")
