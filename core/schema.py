@@ -288,6 +288,10 @@ def _text(ctx: _Ctx, path: tuple, v: Any, *, allow_empty: bool = True) -> str:
         raise ctx.error(path, f"expected a string, got {_short(v)}") from None
     if "\x00" in s:
         raise ctx.error(path, "contains a NUL character")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:    # e.g. "\ud800" written as an escape
+        raise ctx.error(path, f"contains {s[e.start]!r}, a lone surrogate that is not valid text") from None
     if len(s) > MAX_TEXT_CHARS:
         raise ctx.error(path, f"text is longer than {MAX_TEXT_CHARS:,} characters")
     if not allow_empty and not s.strip():

@@ -238,3 +238,9 @@ def test_non_string_preset_and_variation_names():
     assert msg.startswith("t.yaml:3:6: variations.1: the name '1' is used twice")
     assert error("prompts: [a]\nworkflows:\n  yes: {steps: 3}\n").startswith(
         "t.yaml:3:3: workflows.True: a name must be text, got a boolean (quote it)")
+
+
+def test_lone_surrogate_escapes_are_refused():
+    assert error('prompts: ["a\\ud800"]\n') == \
+        "t.yaml:1:11: prompts[0]: contains '\\ud800', a lone surrogate that is not valid text"
+    assert "lone surrogate" in error('prompts: [a]\nnegative_prompt: "\\udfff"\n')
