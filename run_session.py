@@ -9,7 +9,7 @@
 With --comfyui it starts that ComfyUI (with this extension) and stops it afterwards; with --server
 it uses one that is running. The YAML file is uploaded into ComfyUI's input/prompt_media/ and the
 session is queued as one prompt per job through the project's API workflow
-(workflows/prompt_media_session_api.json), so every image is saved as soon as it is made and an
+(workflows/api/prompt_media_session.json), so every image is saved as soon as it is made and an
 interrupted session resumes with --resume. Progress is read from ComfyUI's websocket.
 
 Standard library only, plus PyYAML for checking the file before anything starts (ComfyUI's own
@@ -33,7 +33,7 @@ from core.errors import PromptMediaError  # noqa: E402
 from core.schema import load_prompt_media_file  # noqa: E402
 from runner.comfy_client import ComfyClient, ComfyError  # noqa: E402
 
-WORKFLOW = REPO / "workflows" / "prompt_media_session_api.json"
+WORKFLOW = REPO / "workflows" / "api" / "prompt_media_session.json"
 EXTENSION_NAME = "comfyui-prompt-media"
 
 

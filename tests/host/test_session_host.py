@@ -1,5 +1,5 @@
 """Issue 5 in real ComfyUI: whole sessions queued one job per prompt through the shipped
-workflow (workflows/prompt_media_session_api.json), resumed across a restart, and run end to end
+workflow (workflows/api/prompt_media_session.json), resumed across a restart, and run end to end
 by the command-line runner."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from prompt_media_pkg.tests.host.workflows import TEST_CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[2]
-API_WORKFLOW = REPO / "workflows" / "prompt_media_session_api.json"
+API_WORKFLOW = REPO / "workflows" / "api" / "prompt_media_session.json"
 NAME = re.compile(r"^(\d{3,})_seed_(\d+)\.png$")
 
 # 3 prompts x 2 variations x 2 seeds = 12 jobs
