@@ -40,6 +40,12 @@ function widget(node, name) {
   return node.widgets?.find((w) => w.name === name);
 }
 
+// The "control after generate" widget the front end links to an INT widget.
+function setControl(node, name, value) {
+  const control = widget(node, name)?.linkedWidgets?.[0];
+  if (control) control.value = value;
+}
+
 // Ask the server where the session of this node stands, then queue exactly the remaining jobs,
 // one prompt each: job_index is set to the next job and its control increments after each queue.
 async function queueSession(node) {
@@ -60,8 +66,8 @@ async function queueSession(node) {
   }
   widget(node, "run").value = RUN_ONE;
   widget(node, "job_index").value = info.next_index;
-  const control = widget(node, "control_after_generate");
-  if (control) control.value = "increment";
+  setControl(node, "job_index", "increment");
+  setControl(node, "seed", "fixed");
   setStatus(node, `queueing jobs ${info.next_index + 1}..${info.total} · ${info.description}`);
   await app.queuePrompt(0, info.remaining);
 }
@@ -74,9 +80,11 @@ app.registerExtension({
     const onNodeCreated = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);
-      // A job index walks through the session; a saved workflow's own value wins on load.
-      const control = widget(this, "control_after_generate");
-      if (control) control.value = "increment";
+      // A job index walks through the session, and the fallback seed must stay put (the front
+      // end gives every input named "seed" a "randomize" control, which would start a new
+      // session on every run). A saved workflow's own values still win on load.
+      setControl(this, "job_index", "increment");
+      setControl(this, "seed", "fixed");
       addStatusWidget(this);
       const button = this.addWidget("button", "Queue session", null, () => {
         queueSession(this).catch((error) => setStatus(this, String(error)));
