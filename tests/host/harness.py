@@ -40,24 +40,20 @@ PM_KEEP_BASE=1, PM_COMFY_ARGS (extra main.py flags, space separated).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from prompt_media_pkg.runner.comfy_client import ComfyClient, RunResult
 from prompt_media_pkg.runner.comfy_server import ComfyServer, ServerError, port_range_from_env
+# host discovery, test models and the server factory are shared with benchmarks/
+from prompt_media_pkg.runner.host_setup import (EXTENSION_NAME, HostConfig, ServerFactory, ModelBuildError,
+                                                build_test_models, host_config)
 
-REPO = Path(__file__).resolve().parents[2]
 HOST_DIR = Path(__file__).resolve().parent
-EXTENSION_NAME = "comfyui-prompt-media"
-MAKE_MODELS = REPO / "tests" / "fixtures" / "make_test_models.py"
 SKIP_REASON = "COMFYUI_PATH/COMFYUI_PYTHON not set: host tier skipped"
 PROMPT_MEDIA_INPUT = "prompt_media"          # the loader's folder under ComfyUI's input/
 DEFAULT_TIMEOUT = 300.0
@@ -73,24 +69,6 @@ def _terminate_as_interrupt(signum, frame):
 
 if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-
-
-@dataclass(frozen=True)
-class HostConfig:
-    comfyui_path: Path
-    python: Path
-
-
-def host_config() -> HostConfig | None:
-    """The host from the environment; None when not configured; raises when misconfigured."""
-    path, python = os.environ.get("COMFYUI_PATH", ""), os.environ.get("COMFYUI_PYTHON", "")
-    if not path or not python:
-        return None
-    if not (Path(path) / "main.py").is_file():
-        raise ServerError(f"COMFYUI_PATH={path!r} is not a ComfyUI source dir (no main.py)")
-    if not os.access(python, os.X_OK):
-        raise ServerError(f"COMFYUI_PYTHON={python!r} is not an executable")
-    return HostConfig(Path(path), Path(python))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -116,13 +94,6 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def _base_dir() -> Path:
-    prefix = os.environ.get("PM_TEST_BASE_PREFIX", "/tmp/pm-host-")
-    parent, name = os.path.split(prefix)
-    os.makedirs(parent or ".", exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=name, dir=parent or None))
-
-
 @pytest.fixture(scope="session")
 def comfy_host() -> HostConfig:
     try:
@@ -136,46 +107,19 @@ def comfy_host() -> HostConfig:
 
 @pytest.fixture(scope="session")
 def test_models_dir(comfy_host) -> Path:
-    env = dict(os.environ, COMFYUI_PATH=str(comfy_host.comfyui_path))
     t0 = time.monotonic()
-    proc = subprocess.run([str(comfy_host.python), str(MAKE_MODELS)], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.fail(f"make_test_models.py failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}", pytrace=False)
-    path = Path(proc.stdout.strip().splitlines()[-1])
+    try:
+        path = build_test_models(comfy_host)
+    except ModelBuildError as e:
+        pytest.fail(str(e), pytrace=False)
     sys.stderr.write(f"\n[host] test models {path} ({time.monotonic() - t0:.1f}s)\n")
     return path
 
 
-class ServerFactory:
-    """Makes ComfyServers for this repo + the test models; stops every one it made on close()."""
-
-    def __init__(self, host: HostConfig, models: Path):
-        self.host, self.models = host, models
-        self.servers: list[tuple[ComfyServer, bool]] = []
-
-    def __call__(self, base_dir: str | os.PathLike | None = None, *, extra_args: list[str] | None = None,
-                 start: bool = True) -> ComfyServer:
-        owned = base_dir is None
-        server = ComfyServer(
-            self.host.comfyui_path, self.host.python, base_dir or _base_dir(),
-            ports=port_range_from_env(os.environ.get("PM_TEST_PORTS")),
-            extensions={EXTENSION_NAME: REPO}, models_dir=self.models,
-            extra_args=(extra_args if extra_args is not None else os.environ.get("PM_COMFY_ARGS", "").split()))
-        self.servers.append((server, owned))
-        if start:
-            server.start()
-        return server
-
-    def close(self, keep: bool) -> list[Path]:
-        kept = []
-        for server, owned in self.servers:
-            server.stop()
-            if owned and not keep:
-                shutil.rmtree(server.base, ignore_errors=True)
-            elif owned:
-                kept.append(server.base)
-        self.servers.clear()
-        return kept
+def _factory(host: HostConfig, models: Path) -> ServerFactory:
+    return ServerFactory(host, models, base_prefix=os.environ.get("PM_TEST_BASE_PREFIX", "/tmp/pm-host-"),
+                         ports=port_range_from_env(os.environ.get("PM_TEST_PORTS")),
+                         extra_args=os.environ.get("PM_COMFY_ARGS", "").split())
 
 
 def _keep(session) -> bool:
@@ -184,7 +128,7 @@ def _keep(session) -> bool:
 
 @pytest.fixture(scope="session")
 def comfy_server(request, comfy_host, test_models_dir) -> ComfyServer:
-    factory = ServerFactory(comfy_host, test_models_dir)
+    factory = _factory(comfy_host, test_models_dir)
     try:
         server = factory()
     except ServerError as e:
@@ -200,7 +144,7 @@ def comfy_server(request, comfy_host, test_models_dir) -> ComfyServer:
 
 @pytest.fixture
 def make_comfy_server(request, comfy_host, test_models_dir):
-    factory = ServerFactory(comfy_host, test_models_dir)
+    factory = _factory(comfy_host, test_models_dir)
     try:
         yield factory
     finally:

@@ -1,0 +1,414 @@
+"""Session benchmark: our nodes against ComfyUI's own, measured in one run, printed as one table.
+
+    python3 benchmarks/bench_session.py [--comfyui /tmp/comfy --python /tmp/comfyenv/bin/python]
+                                        [--ports 8250-8259] [--only 1,2,3,4,5] [--quick]
+
+Any python3 >= 3.10 runs this driver (standard library only); the ComfyUI host is --comfyui /
+--python or COMFYUI_PATH / COMFYUI_PYTHON. It uses the project's tiny test checkpoint and LoRAs
+(tests/fixtures/make_test_models.py) at 64x64, 2 steps, so our overhead is magnified, and starts
+real ComfyUI servers with this repository linked in (runner/host_setup.py, as the host tests do).
+
+1. steady-state session overhead: the project's session API workflow (loader -> OOM "one job per
+   run" -> LoRA chain of 3 -> core encode/sample/decode -> session saver) against the core-only
+   graph (CheckpointLoaderSimple -> 3 x LoraLoader -> CLIPTextEncode x2 / EmptyLatentImage /
+   KSampler / VAEDecode -> SaveImage) with the same positive text per job (both re-encode it),
+   the same constant negative, seeds and settings. Blocks of consecutive jobs per side, blocks
+   alternating, first job of each block dropped; each run timed from POST /prompt to the
+   end-of-run websocket message.
+2. expansion (no server): bench_inprocess.py expansion.
+3. LoRA chain: re-queue with nothing changed (from the runs of 1: chain node in ComfyUI's
+   execution_cached message, not executed; "LoRA Chain: read" log lines = file reads), and the
+   chain vs 3 core LoraLoaders when the strengths change every run (alternating runs).
+4. saver at 512x512 (no server): bench_inprocess.py saver.
+5. peak RSS (VmHWM) of the ComfyUI process, a fresh server per case: 10 vs 200 jobs, per run and
+   all jobs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from benchlib import (REPO, Stat, Table, TimedClient, filesystem_of, host_versions,  # noqa: E402
+                      import_package, load_average, machine_line, peak_rss_mib)
+from bench_inprocess import CHECKPOINT, LORAS, session_yaml  # noqa: E402
+
+import_package()
+from prompt_media_pkg.runner import host_setup as runner  # noqa: E402
+from prompt_media_pkg.runner.comfy_server import port_range_from_env  # noqa: E402
+
+INPUT_FOLDER = "prompt_media"
+SESSION_FILE = "bench_session.yaml"
+READ_LINE = "LoRA Chain: read "
+NEGATIVE = "blurry, low quality"
+API_WORKFLOW = os.path.join(REPO, "workflows", "api", "prompt_media_session.json")
+# node ids of the session API workflow
+CKPT, LOADER, OOM, CHAIN, POS, NEG, LATENT, SAMPLER, DECODE, SAVER = (str(i) for i in range(1, 11))
+CORE_LORA_IDS = ("41", "42", CHAIN)      # the core graph's LoraLoaders; the last one takes the chain's id
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- graphs
+
+def our_graph(job_index: int, root: str, file: str = SESSION_FILE, run: str = "one job per run") -> dict:
+    """The project's session API workflow with the test checkpoint and our prompt file."""
+    with open(API_WORKFLOW) as f:
+        wf = json.load(f)
+    wf[CKPT]["inputs"]["ckpt_name"] = CHECKPOINT
+    wf[LOADER]["inputs"].update(file=file, preset="", yaml_text="")
+    wf[OOM]["inputs"].update(run=run, job_index=job_index)
+    wf[CHAIN]["inputs"].setdefault("strength_mode", "shared")
+    wf[SAVER]["inputs"].update(root=root, compose="none")
+    return wf
+
+
+def _core_loras(wf: dict, model: list, clip: list, strengths) -> None:
+    for node_id, (name, _sm, _sc), (sm, sc) in zip(CORE_LORA_IDS, LORAS, strengths):
+        wf[node_id] = {"class_type": "LoraLoader", "inputs": {
+            "model": model, "clip": clip, "lora_name": name, "strength_model": sm, "strength_clip": sc}}
+        model, clip = [node_id, 0], [node_id, 1]
+
+
+def _sampling(wf: dict, positive: str, seed: int, size: int = 64, steps: int = 2) -> None:
+    wf[POS] = {"class_type": "CLIPTextEncode", "inputs": {"text": positive, "clip": [CHAIN, 1]}}
+    wf[NEG] = {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": [CHAIN, 1]}}
+    wf[LATENT] = {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}}
+    wf[SAMPLER] = {"class_type": "KSampler", "inputs": {
+        "model": [CHAIN, 0], "seed": seed, "steps": steps, "cfg": 7.0, "sampler_name": "euler",
+        "scheduler": "normal", "positive": [POS, 0], "negative": [NEG, 0], "latent_image": [LATENT, 0],
+        "denoise": 1.0}}
+    wf[DECODE] = {"class_type": "VAEDecode", "inputs": {"samples": [SAMPLER, 0], "vae": [CKPT, 2]}}
+
+
+def core_graph(positive: str, seed: int, prefix: str) -> dict:
+    """The same job through core nodes only (same ids where the node has the same role)."""
+    wf = {CKPT: {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}}}
+    _core_loras(wf, [CKPT, 0], [CKPT, 1], [(sm, sc) for _n, sm, sc in LORAS])
+    _sampling(wf, positive, seed)
+    wf[SAVER] = {"class_type": "SaveImage", "inputs": {"images": [DECODE, 0], "filename_prefix": prefix}}
+    return wf
+
+
+def strength_graph(chain: bool, strengths, seed: int = 5) -> dict:
+    """Checkpoint -> LoRAs (our chain's rows, or 3 core LoraLoaders) -> sampling -> PreviewImage."""
+    wf = {CKPT: {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}}}
+    if chain:
+        rows = {f"lora_{i + 1}": {"on": True, "lora": name, "strength_model": sm, "strength_clip": sc}
+                for i, ((name, _a, _b), (sm, sc)) in enumerate(zip(LORAS, strengths))}
+        wf[CHAIN] = {"class_type": "PromptMediaLoraChain", "inputs": {
+            "model": [CKPT, 0], "clip": [CKPT, 1], "strength_mode": "separate", **rows}}
+    else:
+        _core_loras(wf, [CKPT, 0], [CKPT, 1], strengths)
+    _sampling(wf, "a lighthouse on a cliff", seed)
+    wf[SAVER] = {"class_type": "PreviewImage", "inputs": {"images": [DECODE, 0]}}
+    return wf
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def put_yaml(server, name: str, text: str) -> None:
+    folder = server.input_dir / INPUT_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, folder / name)
+
+
+def child(python: str, *args: str) -> dict:
+    proc = subprocess.run([python, os.path.join(HERE, "bench_inprocess.py"), *args], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_inprocess.py {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def jobs_of(python: str, prompts: int, values: int, seeds: int) -> list[dict]:
+    return child(python, "jobs", "--shape", f"{prompts},{values},{seeds}")["jobs"]
+
+
+def ms(stat: Stat) -> str:
+    return stat.fmt(1000, 1) + " ms"
+
+
+def node_medians(runs, ids) -> dict[str, Stat]:
+    out = {}
+    for node_id in ids:
+        vals = [r.node_times().get(node_id) for r in runs]
+        vals = [v for v in vals if v is not None]
+        if vals:
+            out[node_id] = Stat(vals)
+    return out
+
+
+# ----------------------------------------------------------------------------- 1 + 3a
+
+def bench_overhead(server, python: str, blocks: int, block_size: int, table: Table, notes: list[str]) -> None:
+    prompts, values, seeds = 10, 2, 5                     # 100 jobs, more than blocks x block_size
+    total = prompts * values * seeds
+    needed = blocks * block_size + 1
+    if needed > total:
+        raise SystemExit(f"--blocks x --block-size needs {needed} jobs; the file has {total}")
+    put_yaml(server, SESSION_FILE, session_yaml(prompts, values, seeds))
+    jobs = jobs_of(python, prompts, values, seeds)
+    timed = TimedClient(server.client)
+    # warm up both sides (model load, LoRA files, first encodes) on the last job
+    last = total - 1
+    timed.run(our_graph(last, "bench/ours"))
+    timed.run(core_graph(jobs[last]["positive"], jobs[last]["seed"], "bench/core/img"))
+
+    side_runs = {"ours": [], "core": []}
+    block_medians = {"ours": [], "core": []}
+    steady_reads = steady_chain_runs = steady_chain_cached = 0
+    first_reads = 0
+    for b in range(blocks):
+        order = ("ours", "core") if b % 2 == 0 else ("core", "ours")
+        for side in order:
+            kept = []
+            for j in range(block_size):
+                index = b * block_size + j
+                if side == "ours":
+                    mark = server.log_mark()
+                    run = timed.run(our_graph(index, "bench/ours"))
+                    reads = server.log_since(mark).count(READ_LINE)
+                    if j == 0:
+                        first_reads += reads
+                    else:
+                        steady_reads += reads
+                        steady_chain_runs += CHAIN in run.executed_nodes()
+                        steady_chain_cached += CHAIN in run.cached_nodes()
+                else:
+                    job = jobs[index]
+                    run = timed.run(core_graph(job["positive"], job["seed"], "bench/core/img"))
+                if j > 0:
+                    kept.append(run)
+            side_runs[side] += kept
+            block_medians[side].append(Stat([r.wall_s for r in kept]).median)
+        log(f"block {b + 1}/{blocks}: ours {block_medians['ours'][-1] * 1000:.0f} ms, "
+            f"core {block_medians['core'][-1] * 1000:.0f} ms ({load_average()})")
+    timed.close()
+
+    ours = Stat([r.wall_s for r in side_runs["ours"]])
+    core = Stat([r.wall_s for r in side_runs["core"]])
+    per_block = Stat([a / c for a, c in zip(block_medians["ours"], block_medians["core"])])
+    ratio = ours.median / core.median
+    table.add("1", f"session job, 64x64 2 steps ({len(ours.values)} + {len(core.values)} runs, "
+                   f"{blocks} blocks each)", ms(ours), ms(core),
+              f"{ratio:.3f}x (blocks {per_block.min:.3f}-{per_block.max:.3f})", "<= 1.02x", ratio <= 1.02)
+    n = len(side_runs["ours"])
+    table.add("3a", f"chain re-queued unchanged ({n} steady runs): file reads / chain executions",
+              f"{steady_reads} / {steady_chain_runs}", "",
+              f"chain in execution_cached {steady_chain_cached}/{n}", "0 / 0",
+              steady_reads == 0 and steady_chain_runs == 0)
+    notes.append(f"3a: first job of each of our {blocks} blocks (after a core block): {first_reads} LoRA "
+                 "file reads in total (the core block's prompt evicts our nodes from ComfyUI's cache)")
+
+    # where a job's time goes, per node (median ms); same ids = same role
+    names = {CKPT: "checkpoint", LOADER: "loader", OOM: "OOM", CHAIN: "LoRA chain / 3rd LoraLoader",
+             "41": "LoraLoader 1", "42": "LoraLoader 2", POS: "encode positive", NEG: "encode negative",
+             LATENT: "empty latent", SAMPLER: "KSampler", DECODE: "VAE decode", SAVER: "saver"}
+    o, c = node_medians(side_runs["ours"], names), node_medians(side_runs["core"], names)
+    phases = {side: {k: Stat([r.phase_times()[k] for r in side_runs[side] if r.phase_times()])
+                     for k in ("queue", "nodes", "finish")} for side in side_runs}
+    fmt = lambda s: f"{s.median * 1000:8.2f}" if s else "       -"
+    lines = ["1: where a job's time goes in steady state, median ms (ours | core; '-' = cached, not run):"]
+    lines.append(f"    {'POST -> execution_start (validation)':<38} {fmt(phases['ours']['queue'])} | {fmt(phases['core']['queue'])}")
+    for node_id, name in names.items():
+        lines.append(f"    {'node: ' + name:<38} {fmt(o.get(node_id))} | {fmt(c.get(node_id))}")
+    lines.append(f"    {'execution_success -> end message':<38} {fmt(phases['ours']['finish'])} | {fmt(phases['core']['finish'])}")
+    notes.append("\n".join(lines))
+    # our own cost per job, from the parts only one side has (robust against the machine's noise)
+    mine = [LOADER, OOM, CHAIN, SAVER]
+    theirs = ["41", "42", CHAIN, SAVER]
+    own = (phases["ours"]["queue"].median + sum(o[k].median for k in mine if k in o)) - \
+          (phases["core"]["queue"].median + sum(c[k].median for k in theirs if k in c))
+    table.add("1b", "  our added cost per job: validation + loader/OOM/chain/saver nodes minus core's",
+              f"{own * 1000:.1f} ms", "", f"{own / core.median * 100:.1f}% of a core job",
+              "<= 2%", own / core.median <= 0.02)
+
+
+# ----------------------------------------------------------------------------- 3b
+
+def bench_strength_change(server, blocks: int, block_size: int, table: Table, notes: list[str]) -> None:
+    """Strengths change on every run, so every run re-applies the LoRAs; blocks per side as in 1
+    (a node instance, and its loaded files, lives only while its prompt's graph is the current one)."""
+    timed = TimedClient(server.client)
+    base = [(sm, sc) for _n, sm, sc in LORAS]
+    runs = {True: [], False: []}
+    steady_reads = 0
+    step = 0
+    for b in range(blocks):
+        for chain in ((True, False) if b % 2 == 0 else (False, True)):
+            for j in range(block_size):
+                step += 1
+                strengths = [(sm + 0.001 * step, sc - 0.001 * step) for sm, sc in base]
+                mark = server.log_mark()
+                run = timed.run(strength_graph(chain, strengths))
+                if j > 0:
+                    runs[chain].append(run)
+                    steady_reads += server.log_since(mark).count(READ_LINE)
+    timed.close()
+    chain_node = Stat([r.node_times()[CHAIN] for r in runs[True]])
+    loaders = Stat([sum(r.node_times()[k] for k in CORE_LORA_IDS) for r in runs[False]])
+    wall_chain, wall_core = Stat([r.wall_s for r in runs[True]]), Stat([r.wall_s for r in runs[False]])
+    n = len(runs[True])
+    table.add("3b", f"LoRAs re-applied (strengths change every run, {n} runs each): chain vs 3 LoraLoader nodes",
+              ms(chain_node), ms(loaders), f"{chain_node.median / loaders.median:.2f}x", "", None)
+    table.add("3c", "  same runs, whole job (POST to end)", ms(wall_chain), ms(wall_core),
+              f"{wall_chain.median / wall_core.median:.3f}x", "", None)
+    notes.append(f"3b: LoRA file reads by the chain in those {n} runs: {steady_reads} (state dicts are kept "
+                 "per file; only the patches are rebuilt)")
+
+
+# ----------------------------------------------------------------------------- 2, 4
+
+def bench_expansion(python: str, reps: int, table: Table, notes: list[str]) -> None:
+    r = child(python, "expansion", "--reps", str(reps))
+    big = r["expand_10000"]
+    table.add("2a", f"load + expand {r['jobs']:,} jobs (median of {big['n']})",
+              f"{big['median'] * 1000:.1f} ({big['min'] * 1000:.1f}-{big['max'] * 1000:.1f}) ms", "",
+              f"parse alone {r['parse_10000']['median'] * 1000:.1f} ms", "<= 50 ms", big["median"] <= 0.050)
+    c = r["corpus"]
+    table.add("2b", f"load all {r['corpus_files']} corpus files ({r['corpus_bytes'] / 1024:.0f} KiB)",
+              f"{c['median'] * 1000:.0f} ({c['min'] * 1000:.0f}-{c['max'] * 1000:.0f}) ms", "", "",
+              "<= 1 s", c["median"] <= 1.0)
+    if r["corpus_refused"]:
+        notes.append("2b: corpus files our schema refuses: " + "; ".join(f"{k}: {v}" for k, v in r["corpus_refused"].items()))
+
+
+def bench_saver(host, models: Path, work: Path, reps: int, table: Table, notes: list[str]) -> None:
+    r = child(str(host.python), "saver", "--comfyui", str(host.comfyui_path), "--models", str(models),
+              "--work", str(work), "--reps", str(reps))
+    o, c, q = r["ours"], r["core"], r["ratios"]
+    fmt = lambda s: f"{s['median'] * 1000:.1f} ({s['min'] * 1000:.1f}-{s['max'] * 1000:.1f}) ms"
+    ratio = o["median"] / c["median"]
+    table.add("4", f"save one {r['size']}x{r['size']} image ({o['n']} each, alternating; PNG "
+                   f"{r['png_kib']:.0f} KiB, level 4)", fmt(o), fmt(c),
+              f"{ratio:.3f}x (pairs {q['min']:.2f}-{q['max']:.2f})", "<= 1.1x", ratio <= 1.1)
+    lines = [f"4: where a saver's time goes (cProfile, ms per image; output on {filesystem_of(str(work))}):"]
+    parts = list(dict.fromkeys([*r["breakdown_ours"], *r["breakdown_core"]]))
+    for part in parts:
+        a, b = r["breakdown_ours"].get(part), r["breakdown_core"].get(part)
+        lines.append(f"    {part:<46} {a if a is not None else float('nan'):7.2f} | "
+                     f"{b if b is not None else float('nan'):7.2f}")
+    notes.append("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- 5
+
+def bench_memory(factory, sizes: tuple[int, int], table: Table, notes: list[str]) -> None:
+    shapes = {n: (n // 10, 2, 5) for n in sizes}           # prompts x 2 values x 5 seeds
+    peaks: dict[tuple[str, int], tuple[float, float]] = {}
+    for run in ("one job per run", "all jobs"):
+        for n in sizes:
+            server = factory()
+            try:
+                put_yaml(server, SESSION_FILE, session_yaml(*shapes[n]))
+                idle = peak_rss_mib(server.proc.pid)
+                timed = TimedClient(server.client)
+                t0 = time.perf_counter()
+                if run == "all jobs":
+                    timed.run(our_graph(0, "bench/mem", run=run))
+                else:
+                    for i in range(n):
+                        timed.run(our_graph(i, "bench/mem", run=run))
+                timed.close()
+                peak = peak_rss_mib(server.proc.pid)
+                images = len(server.output_files("bench/mem", "*.png"))
+                if images != n:
+                    raise RuntimeError(f"memory case {run} {n}: {images} images saved, expected {n}")
+                peaks[(run, n)] = (idle, peak)
+                log(f"memory {run} {n} jobs: peak RSS {peak:.0f} MiB (idle {idle:.0f}), "
+                    f"{time.perf_counter() - t0:.0f} s ({load_average()})")
+            finally:
+                factory.close(keep=False)
+    small, large = sizes
+    for run in ("one job per run", "all jobs"):
+        (i1, p1), (i2, p2) = peaks[(run, small)], peaks[(run, large)]
+        diff = p2 - p1
+        table.add("5" if run == "one job per run" else "5b", f"peak RSS (VmHWM) {run}: {small} vs {large} jobs",
+                  f"{p1:.0f} MiB", f"{p2:.0f} MiB", f"+{diff:.1f} MiB",
+                  "within 50 MB" if run == "one job per run" else "(reported)",
+                  diff * 1.048576 <= 50 if run == "one job per run" else None)
+
+
+# ----------------------------------------------------------------------------- main
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--comfyui", help="ComfyUI source dir (default: $COMFYUI_PATH)")
+    ap.add_argument("--python", help="ComfyUI's python (default: $COMFYUI_PYTHON)")
+    ap.add_argument("--ports", default="8250-8259", help="port range for the servers")
+    ap.add_argument("--base-prefix", default="/tmp/pm-bench-", help="base dirs of the servers")
+    ap.add_argument("--only", default="1,2,3,4,5", help="which items to run, e.g. 1,3")
+    ap.add_argument("--blocks", type=int, default=8, help="1: blocks per side")
+    ap.add_argument("--block-size", type=int, default=8, help="1: jobs per block (the first is dropped)")
+    ap.add_argument("--lora-blocks", type=int, default=4, help="3b: blocks per side of strength-changing runs")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="OMP_NUM_THREADS for the servers and children (0: leave as is). On a shared, "
+                         "loaded machine torch's spinning OpenMP threads make CPU jobs ~30x slower")
+    ap.add_argument("--reps", type=int, default=15, help="2 and 4: repetitions")
+    ap.add_argument("--memory-jobs", default="10,200", help="5: the two session sizes")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    ap.add_argument("--keep", action="store_true", help="keep the servers' base dirs")
+    a = ap.parse_args()
+    if a.quick:
+        a.blocks, a.block_size, a.lora_blocks, a.reps, a.memory_jobs = 2, 4, 2, 5, "10,20"
+    only = set(a.only.split(","))
+    if a.torch_threads > 0:                 # inherited by the servers and the in-process children
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.torch_threads)
+    host = runner.host_config(a.comfyui, a.python)
+    if host is None:
+        raise SystemExit("no ComfyUI host: pass --comfyui DIR --python PYTHON or set COMFYUI_PATH/COMFYUI_PYTHON")
+    started = time.time()
+    header = [f"machine: {machine_line()}", f"host: {host_versions(str(host.python), str(host.comfyui_path))}",
+              f"repo: {subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip() or '?'}",
+              f"start: {time.strftime('%Y-%m-%d %H:%M:%S')}, {load_average()}; "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"]
+    log("\n".join(header))
+    models = runner.build_test_models(host)
+    factory = runner.ServerFactory(host, models, base_prefix=a.base_prefix, ports=port_range_from_env(a.ports))
+    table, notes = Table(), []
+    try:
+        if only & {"1", "3"}:
+            server = factory()
+            log(f"server on {server.url} ({server.startup_s:.0f} s)")
+            if "1" in only or "3" in only:
+                bench_overhead(server, str(host.python), a.blocks, a.block_size, table, notes)
+            if "3" in only:
+                bench_strength_change(server, a.lora_blocks, a.block_size, table, notes)
+            factory.close(keep=a.keep)
+        if "2" in only:
+            bench_expansion(str(host.python), a.reps, table, notes)
+        if "4" in only:
+            work = runner.fresh_base_dir(a.base_prefix + "saver-")
+            try:
+                bench_saver(host, models, work, a.reps, table, notes)
+            finally:
+                if not a.keep:
+                    import shutil
+                    shutil.rmtree(work, ignore_errors=True)
+        if "5" in only:
+            small, large = (int(x) for x in a.memory_jobs.split(","))
+            bench_memory(factory, (small, large), table, notes)
+    finally:
+        factory.close(keep=a.keep)
+    print("\n".join(header))
+    print(f"end: {time.strftime('%H:%M:%S')} ({time.time() - started:.0f} s), {load_average()}\n")
+    print(table.render())
+    print()
+    for note in notes:
+        print(note)
+
+
+if __name__ == "__main__":
+    main()
