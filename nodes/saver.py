@@ -16,6 +16,7 @@ import numpy as np
 
 import folder_paths
 from comfy.cli_args import args
+from comfy.utils import ProgressBar
 
 from ..core.generation_params import save_generation_params
 from ..core.graph_params import find_sampler_params, resolve
@@ -208,21 +209,35 @@ class PromptMediaSessionSaver:
 
         session.last_index, session.last_count = job_index, count - 1
         save_session(session)
-        if compose != "none" and job_index == int(job.get("total", 0)) - 1:
-            _compose(folder, compose)
+        total = int(job.get("total", 0))
+        if compose != "none" and job_index == total - 1:
+            _compose(folder, compose, unique_id)
+        # session progress on the node, after this job is safely on disk (it is a cancel point)
+        ProgressBar(max(total, 1)).update_absolute(job_index + 1)
         return {"ui": {"images": results}}
 
 
-def _compose(folder: str, compose: str) -> None:
-    """The contact sheet / animation hook: failures are logged, never raised (saving is done)."""
+def _compose(folder: str, compose: str, node_id) -> None:
+    """The contact sheet / animation hook: runs after every image and sidecar is on disk; a
+    failure is a warning in the log and on the node, never an error (saving is done)."""
     try:
         from ..core.contact_sheet import compose_session
         made = compose_session(folder, sheet=compose in ("sheet", "both"),
                                animation=compose in ("animation", "both"))
-        summary = made.summary() if hasattr(made, "summary") else made
-        log.info("[Prompt Media] composed %s: %s", folder, summary)
+        log.info("[Prompt Media] composed %s: %s", folder, made.summary())
     except Exception as e:
-        log.warning("[Prompt Media] composing the session in %s failed (images are saved): %s", folder, e)
+        message = f"composing the session failed (images are saved): {e}"
+        log.warning("[Prompt Media] %s: %s", folder, message)
+        _node_text(message, node_id)
+
+
+def _node_text(text: str, node_id) -> None:
+    """Text shown on the node in the editor (PromptServer.send_progress_text, recent ComfyUI)."""
+    try:
+        from server import PromptServer
+        PromptServer.instance.send_progress_text(text, node_id)
+    except Exception:   # an older host without it, or no server (scripts): the log has it
+        pass
 
 
 NODE_CLASS_MAPPINGS = {"PromptMediaSessionSaver": PromptMediaSessionSaver}

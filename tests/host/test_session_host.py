@@ -161,3 +161,27 @@ def test_cli_reports_a_failing_job_with_comfyuis_error(comfy, tmp_path):
                      "--root", f"{comfy.prefix}/fail")
     assert result.returncode == 2
     assert "no_such_model.ckpt" in result.stdout + result.stderr
+
+
+def test_workflow_template_is_listed_and_served(comfy):
+    templates = comfy.client.get("/workflow_templates")
+    assert templates.get("comfyui-prompt-media") == ["prompt_media_session"]   # the API file is not a template
+    served = comfy.client.get("/api/workflow_templates/comfyui-prompt-media/prompt_media_session.json")
+    assert {n["type"] for n in served["nodes"]} >= {"PromptMediaLoader", "PromptMediaOOM",
+                                                   "PromptMediaLoraChain", "PromptMediaSessionSaver"}
+
+
+def test_a_failing_contact_sheet_is_a_warning_and_loses_nothing(comfy):
+    yaml_text = SESSION_YAML.replace("seeds: [11, 22]", "seeds: [9]").replace(
+        "[a red fox, a blue bird, a green frog]", "[a red fox]")            # 2 jobs
+    file = comfy.put_yaml("compose_fail.yaml", yaml_text)
+    root = f"{comfy.prefix}/images"
+    prompt = session_prompt(file, root)
+    prompt[next(k for k, v in prompt.items() if v["class_type"] == "PromptMediaSessionSaver")]["inputs"]["compose"] = "sheet"
+    run_jobs(comfy, prompt, [0])
+    folder = session_images(comfy.server.output_dir, root)[0].parent
+    (folder / "contact_sheet.jpg").mkdir()          # the sheet cannot be written there
+    result = run_jobs(comfy, prompt, [1])[0]
+    assert result.status == "success" and result.error is None
+    assert [p.name[:3] for p in session_images(comfy.server.output_dir, root)] == ["001", "002"]
+    assert "composing the session failed (images are saved)" in comfy.log()
