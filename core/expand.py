@@ -22,11 +22,25 @@ _SPACES = re.compile(r"\s+")
 def compose_prompt(*parts: str) -> str:
     """Join parts with ", ", then split on commas, normalise whitespace and drop empty and
     repeated parts (first occurrence wins, exact match)."""
+    return _compose(parts, {})
+
+
+def _pieces(part: str) -> tuple[str, ...]:
+    """A part's comma-separated pieces, whitespace-normalised, empty ones dropped. Splitting the
+    joined text equals splitting each part (the ", " joiner only adds a space that is stripped)."""
+    pieces = (_SPACES.sub(" ", chunk).strip() for chunk in part.split(","))
+    return tuple(p for p in pieces if p)
+
+
+def _compose(parts, memo: dict[str, tuple[str, ...]]) -> str:
+    """compose_prompt with each distinct part split once per ``memo`` (one expansion), not per job."""
     seen: dict[str, None] = {}
-    for chunk in ", ".join(parts).split(","):
-        piece = _SPACES.sub(" ", chunk).strip()
-        if piece and piece not in seen:
-            seen[piece] = None
+    for part in parts:
+        pieces = memo.get(part)
+        if pieces is None:
+            pieces = memo[part] = _pieces(part)
+        for piece in pieces:
+            seen.setdefault(piece)
     return ", ".join(seen)
 
 
@@ -76,8 +90,9 @@ class _Bag:
 
     def draw(self) -> str:
         if not self.queue:
+            prefix = f"{self.key}|{self.refill}|"
             order = sorted(range(len(self.values)), key=lambda i: hashlib.sha256(
-                f"{self.key}|{self.refill}|{i}".encode()).digest())
+                (prefix + str(i)).encode()).digest())
             self.queue = [self.values[i] for i in reversed(order)]
             self.refill += 1
         return self.queue.pop()
@@ -96,37 +111,45 @@ def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0
     static = [v for v in media.variations if v.type == "static"]
     randoms = [v for v in media.variations if v.type == "random"]
     per_prompt = variations_per_prompt(media, mode)
-    combos = list(itertools.product(*(v.values for v in sequential))) if mode == "product" else None
+    names = [v.name for v in sequential]
+    if mode == "product":
+        chosen_of = [dict(zip(names, combo)) for combo in itertools.product(*(v.values for v in sequential))]
+    else:
+        chosen_of = None
+    static_values = {v.name: ", ".join(x for x in v.values if x) for v in static}
     bags = {(p, v.name): _Bag(variation_seed, p, v) for p in range(len(media.prompts)) for v in randoms}
-    exp_id = expansion_id(media, mode, variation_seed, fallback_seed)
+    order = [v.name for v in media.variations]      # parts follow the file's declaration order
     s = media.settings
+    steps, cfg, width, height = s.steps, s.cfg, s.width, s.height
+    sampler_name, scheduler, denoise = s.sampler_name, s.scheduler, s.denoise
+    prefix, negative, source, sha, preset = media.prefix, media.negative, media.source_name, media.sha256, media.preset
+    exp_id = expansion_id(media, mode, variation_seed, fallback_seed)
+    memo: dict[str, tuple[str, ...]] = {}      # part -> its pieces, for this expansion only
     index = 0
     for seed_index, seed in enumerate(seeds):
         for prompt_index, base in enumerate(media.prompts):
             for variation_index in range(per_prompt):
-                if combos is not None:
-                    chosen = dict(zip((v.name for v in sequential), combos[variation_index]))
+                if chosen_of is not None:
+                    chosen = dict(chosen_of[variation_index])
                 else:
                     chosen = {v.name: v.values[prompt_index % len(v.values)] for v in sequential}
                 for v in randoms:
                     chosen[v.name] = bags[(prompt_index, v.name)].draw()
-                for v in static:
-                    chosen[v.name] = ", ".join(x for x in v.values if x)
-                # parts follow the file's declaration order of variations
-                parts = [chosen[v.name] for v in media.variations]
+                if static_values:
+                    chosen.update(static_values)
                 yield {
                     "index": index, "total": total,
                     "seed_index": seed_index, "prompt_index": prompt_index,
                     "variation_index": variation_index, "variations_per_prompt": per_prompt,
                     "seed": seed, "base_prompt": base,
-                    "positive": compose_prompt(media.prefix, base, *parts),
-                    "negative": media.negative,
+                    "positive": _compose((prefix, base, *[chosen[n] for n in order]), memo),
+                    "negative": negative,
                     "variation_values": chosen,
-                    "steps": s.steps, "cfg": s.cfg, "width": s.width, "height": s.height,
-                    "sampler_name": s.sampler_name, "scheduler": s.scheduler, "denoise": s.denoise,
+                    "steps": steps, "cfg": cfg, "width": width, "height": height,
+                    "sampler_name": sampler_name, "scheduler": scheduler, "denoise": denoise,
                     "mode": mode, "variation_seed": variation_seed,
-                    "source_name": media.source_name, "source_sha256": media.sha256,
-                    "preset": media.preset, "expansion_id": exp_id,
+                    "source_name": source, "source_sha256": sha,
+                    "preset": preset, "expansion_id": exp_id,
                 }
                 index += 1
 
