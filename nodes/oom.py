@@ -86,9 +86,11 @@ class PromptMediaOOM:
         try:
             jobs = select_jobs(prompt_media, mode, run, job_index, variation_seed, seed, max_jobs)
         except IndexError as e:
-            # A clean stop, not an error: nothing downstream runs, the message reaches the client.
-            blocker = ExecutionBlocker(str(e))
-            return {"ui": {"text": [str(e)]}, "result": ([blocker], [blocker], [blocker], total)}
+            # A clean stop, not an error: nothing downstream runs. ComfyUI reports a blocker's
+            # message once per node that receives it, so only `positive` carries it.
+            silent = ExecutionBlocker(None)
+            return {"ui": {"text": [str(e)]},
+                    "result": ([ExecutionBlocker(str(e))], [silent], [silent], total)}
         shape = describe(prompt_media, mode, seed).split(" · ", 1)[1]
         where = f"job {jobs[0]['index'] + 1} of {total}" if run == RUN_ONE else f"{total} jobs"
         text = f"{where} · {shape}"

@@ -87,7 +87,7 @@ def test_index_past_the_end_stops_cleanly_without_images(comfy):
     root = f"{comfy.prefix}/images"
     result = comfy.run(session_prompt(file, root, job_index=12))
     assert result.status == "success" and result.error is None
-    assert any("job_index 12 is past the end" in m and "12 jobs" in m for m in result.blocked)
+    assert len(result.blocked) == 1 and "job_index 12 is past the end" in result.blocked[0] and "12 jobs" in result.blocked[0]
     assert session_images(comfy.server.output_dir, root) == []
 
 
