@@ -13,6 +13,7 @@ Sidecars are written atomically and never replace an existing file unless ``over
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -99,7 +100,12 @@ def load_generation_params(image_path: str | os.PathLike) -> dict | None:
         raise GenerationParamsError(path, f"larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB; "
                                           "not a generation-params sidecar")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant,
+                          parse_float=_finite_float, parse_int=_bounded_int)
+    except RecursionError:
+        raise GenerationParamsError(path, "nested too deeply; not a generation-params sidecar") from None
+    except _BadNumber as e:
+        raise GenerationParamsError(path, f"contains {e}: not a usable number") from None
     except UnicodeDecodeError as e:
         raise GenerationParamsError(path, f"not UTF-8 text (byte {e.start})") from None
     except json.JSONDecodeError as e:
@@ -109,6 +115,31 @@ def load_generation_params(image_path: str | os.PathLike) -> dict | None:
         raise GenerationParamsError(path, f"{what} (line {e.lineno}, column {e.colno}: {e.msg})") from None
     validate_params(data, path)
     return data
+
+
+class _BadNumber(ValueError):
+    pass
+
+
+MAX_INT_DIGITS = 100       # a seed has 20; Python refuses int() past 4300 digits with a ValueError
+
+
+def _refuse_constant(name: str) -> Any:
+    # json accepts NaN/Infinity, which no sidecar we write contains and no sampler accepts
+    raise _BadNumber(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):               # 1e999 parses as inf
+        raise _BadNumber(f"{text[:20]}{'...' if len(text) > 20 else ''} (out of range)")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _BadNumber(f"a {len(text)}-digit integer")
+    return int(text)
 
 
 def validate_params(data: Any, path: str = "<sidecar>") -> dict:

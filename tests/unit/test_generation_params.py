@@ -90,3 +90,17 @@ def test_unicode_kept(tmp_path):
     save_generation_params(image, "p", "1", 1, "t", {"prompt": "café, 猫"})
     assert "café, 猫" in open(get_params_path(image), encoding="utf-8").read()
     assert load_generation_params(image)["parameters"]["prompt"] == "café, 猫"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"[" * 200_000, "nested too deeply"),                      # was a RecursionError
+    (b'{"plugin": "p", "parameters": {"cfg_scale": NaN}}', "contains NaN"),
+    (b'{"plugin": "p", "parameters": {"seed": -Infinity}}', "contains -Infinity"),
+    (b'{"plugin": "p", "parameters": {"cfg_scale": 1e999}}', "1e999 (out of range)"),
+    (b'{"plugin": "p", "parameters": {"seed": ' + b"9" * 5000 + b"}}", "5000-digit integer"),  # was ValueError
+], ids=["deep", "nan", "minus_inf", "1e999", "5000_digits"])
+def test_hostile_numbers_and_nesting_are_clear_errors(tmp_path, content, message):
+    (tmp_path / "bad.json").write_bytes(content)
+    with pytest.raises(GenerationParamsError) as err:
+        load_generation_params(str(tmp_path / "bad.png"))
+    assert message in str(err.value) and str(tmp_path / "bad.json") in str(err.value)
