@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 SAMPLER_CLASSES = {"KSampler": "seed", "KSamplerAdvanced": "noise_seed"}   # class -> seed input
 TEXT_ENCODERS = {"CLIPTextEncode": "text", "CLIPTextEncodeSDXL": "text_g",
@@ -83,8 +83,9 @@ def _value(prompt: dict, raw: Any) -> Any:
     return Linked(link[0], link[1], class_type)
 
 
-def _upstream(prompt: dict, start: Any, wanted: set[str] | dict, follow: tuple[str, ...] | None = None):
-    """Breadth-first from link ``start`` to the nearest node whose class is in ``wanted``;
+def _upstream(prompt: dict, start: Any, match: Callable[[dict], bool],
+              follow: tuple[str, ...] | None = None):
+    """Breadth-first from link ``start`` to the nearest node for which ``match(node)`` holds;
     ``follow`` limits which inputs are walked (None: all linked inputs). (id, node) or None."""
     first = _link(start)
     if first is None:
@@ -98,7 +99,7 @@ def _upstream(prompt: dict, start: Any, wanted: set[str] | dict, follow: tuple[s
         node = _node(prompt, node_id)
         if node is None:
             continue
-        if node.get("class_type") in wanted:
+        if match(node):
             return node_id, node
         for name, raw in _inputs(node).items():
             if follow is not None and name not in follow:
@@ -107,6 +108,10 @@ def _upstream(prompt: dict, start: Any, wanted: set[str] | dict, follow: tuple[s
             if link is not None:
                 queue.append(link[0])
     return None
+
+
+def _of_class(classes) -> Callable[[dict], bool]:
+    return lambda node: node.get("class_type") in classes
 
 
 def _model_path(prompt: dict, sampler: dict) -> tuple[Any, list[dict]]:
@@ -141,32 +146,24 @@ def _model_path(prompt: dict, sampler: dict) -> tuple[Any, list[dict]]:
 
 
 def _text(prompt: dict, conditioning: Any) -> Any:
-    found = _upstream(prompt, conditioning, TEXT_ENCODERS)
+    found = _upstream(prompt, conditioning, _of_class(TEXT_ENCODERS))
     if found is None:
         return None
     _id, node = found
     return _value(prompt, _inputs(node).get(TEXT_ENCODERS[node["class_type"]]))
 
 
+def _is_empty_latent(node: dict) -> bool:
+    inputs = _inputs(node)
+    return str(node.get("class_type", "")).startswith("Empty") and "width" in inputs and "height" in inputs
+
+
 def _size(prompt: dict, latent: Any) -> tuple[Any, Any]:
-    link = _link(latent)
-    queue, seen = deque([link[0]] if link else []), set()
-    while queue and len(seen) < MAX_HOPS:
-        node_id = queue.popleft()
-        if node_id in seen:
-            continue
-        seen.add(node_id)
-        node = _node(prompt, node_id)
-        if node is None:
-            continue
-        inputs = _inputs(node)
-        if str(node.get("class_type", "")).startswith("Empty") and "width" in inputs and "height" in inputs:
-            return _value(prompt, inputs["width"]), _value(prompt, inputs["height"])
-        for raw in inputs.values():
-            up = _link(raw)
-            if up is not None:
-                queue.append(up[0])
-    return None, None
+    found = _upstream(prompt, latent, _is_empty_latent)
+    if found is None:
+        return None, None
+    inputs = _inputs(found[1])
+    return _value(prompt, inputs["width"]), _value(prompt, inputs["height"])
 
 
 def find_sampler_params(prompt: dict | None, saver_id: str | None, images_input: str = "images") -> GraphParams:
@@ -176,7 +173,7 @@ def find_sampler_params(prompt: dict | None, saver_id: str | None, images_input:
     saver = _node(prompt, str(saver_id))
     if saver is None:
         return GraphParams(notes=[f"saver node {saver_id} not in the graph"])
-    found = _upstream(prompt, _inputs(saver).get(images_input), SAMPLER_CLASSES)
+    found = _upstream(prompt, _inputs(saver).get(images_input), _of_class(SAMPLER_CLASSES))
     if found is None:
         return GraphParams(notes=["no KSampler/KSamplerAdvanced upstream of the images"])
     sampler_id, sampler = found
