@@ -10,12 +10,18 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
+import time
 from typing import Any
 
 TEMP_PREFIX = ".pm-tmp-"     # hidden, and never matches a published name pattern
 TEMP_SUFFIX = ".part"
 FILE_MODE = 0o644            # what a plain open() gives under the usual umask; mkstemp gives 0600
+# A temp file untouched this long was left by a killed writer. Our writers hold one for
+# milliseconds (images, sidecars) up to the encoding time of an animation; far below this.
+STALE_TEMP_SECONDS = 600
+_TEMP_NAME = re.compile(r"^" + re.escape(TEMP_PREFIX) + r".*" + re.escape(TEMP_SUFFIX) + r"$")
 
 # os.link failures that mean "this filesystem has no hard links", not "the name is taken".
 _NO_HARDLINK_ERRNOS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
@@ -30,8 +36,9 @@ def open_temp(folder: str) -> tuple[int, str]:
     return fd, tmp
 
 
-def write_temp(folder: str, data: bytes) -> str:
-    """Write ``data`` to a new temporary file in ``folder`` and fsync it; returns its path.
+def write_temp(folder: str, data: bytes, *, durable: bool = True) -> str:
+    """Write ``data`` to a new temporary file in ``folder`` (fsynced when ``durable``); returns
+    its path.
 
     The caller owns the file and must publish or remove it (see :func:`discard`).
     """
@@ -39,8 +46,9 @@ def write_temp(folder: str, data: bytes) -> str:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
     except BaseException:
         discard(tmp)
         raise
@@ -54,11 +62,34 @@ def discard(path: str) -> None:
         pass
 
 
-def publish_temp(tmp: str, final: str) -> None:
+def remove_stale_temps(folder: str, max_age: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Remove our temporary files in ``folder`` not modified for ``max_age`` seconds (what a
+    writer killed mid-save leaves behind); younger ones may belong to a live writer in another
+    process and are kept. Returns the removed paths; never raises for a file it cannot remove."""
+    removed = []
+    cutoff = time.time() - max_age
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _TEMP_NAME.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+        except OSError:        # gone already (another cleaner), or not ours to remove
+            continue
+    return removed
+
+
+def publish_temp(tmp: str, final: str, *, sync_dir: bool = True) -> None:
     """Give the complete file ``tmp`` the new name ``final``; on success ``tmp`` is gone.
 
     Raises FileExistsError if ``final`` exists (it is never replaced) and leaves ``tmp`` in
-    place, so the caller can retry under another name or :func:`discard` it.
+    place, so the caller can retry under another name or :func:`discard` it. ``sync_dir=False``
+    leaves the folder's fsync to the caller (one fsync can cover several new names).
     """
     try:
         os.link(tmp, final)
@@ -70,7 +101,8 @@ def publish_temp(tmp: str, final: str) -> None:
         _reserve_and_replace(tmp, final)
     else:
         discard(tmp)
-    fsync_dir(os.path.dirname(final) or ".")
+    if sync_dir:
+        fsync_dir(os.path.dirname(final) or ".")
 
 
 def _reserve_and_replace(tmp: str, final: str) -> None:
@@ -97,15 +129,19 @@ def publish_bytes(data: bytes, final: str) -> str:
     return final
 
 
-def replace_bytes(data: bytes, final: str) -> str:
-    """Write ``data`` as ``final``, atomically replacing it (only for our own state files)."""
-    tmp = write_temp(os.path.dirname(final) or ".", data)
+def replace_bytes(data: bytes, final: str, *, durable: bool = True) -> str:
+    """Write ``data`` as ``final``, atomically replacing it (only for our own state files).
+
+    ``durable=False`` skips both fsyncs: still never half-written for a crashed process (the
+    rename is atomic), but a power loss may bring back the previous version."""
+    tmp = write_temp(os.path.dirname(final) or ".", data, durable=durable)
     try:
         os.replace(tmp, final)
     except BaseException:
         discard(tmp)
         raise
-    fsync_dir(os.path.dirname(final) or ".")
+    if durable:
+        fsync_dir(os.path.dirname(final) or ".")
     return final
 
 
@@ -139,8 +175,9 @@ def json_bytes(obj: Any) -> bytes:
             + "\n").encode("utf-8")
 
 
-def write_json(path: str, obj: Any, *, replace: bool = False) -> str:
+def write_json(path: str, obj: Any, *, replace: bool = False, durable: bool = True) -> str:
     """Write ``obj`` as JSON atomically. ``replace=False`` refuses to replace an existing file
-    (FileExistsError); ``replace=True`` atomically swaps it (our own state files only)."""
+    (FileExistsError); ``replace=True`` atomically swaps it (our own state files only; see
+    :func:`replace_bytes` for ``durable``)."""
     data = json_bytes(obj)          # serialise first: a bad value never leaves a temp file behind
-    return replace_bytes(data, path) if replace else publish_bytes(data, path)
+    return replace_bytes(data, path, durable=durable) if replace else publish_bytes(data, path)

@@ -8,6 +8,7 @@ import comfy.samplers
 
 from ..core.errors import PromptMediaError
 from ..core.schema import PromptMedia, load_prompt_media, read_text_file, sha256_text
+from ..core.session import SessionPathError, relative_parts
 from .host import CATEGORY, prompt_media_files, prompt_media_path, register_prompt_media_folder
 
 INLINE_SOURCE = "prompt_media.yaml"   # the name inline yaml_text gets (errors, session copy)
@@ -21,6 +22,10 @@ def read_source(file: str, yaml_text: str | None) -> tuple[str, str]:
         return INLINE_SOURCE, yaml_text
     if not file:
         raise PromptMediaError("no file chosen and yaml_text is empty", source=INLINE_SOURCE, field="file")
+    try:       # ComfyUI would quietly map '../../x.yaml' to x.yaml in the folder: refuse instead
+        relative_parts(file, "file", "input/prompt_media/")
+    except SessionPathError as e:
+        raise PromptMediaError(str(e), source="input/prompt_media", field="file") from None
     path = prompt_media_path(file)
     if path is None:
         raise PromptMediaError(f"not found in input/prompt_media/ (have: {', '.join(prompt_media_files()[:10]) or 'no files'})",
