@@ -194,7 +194,8 @@ class PromptMediaSessionSaver:
             seed = params["seed"] if isinstance(params["seed"], int) else job.get("seed", 0)
             png_chunks = None if args.disable_metadata else chunks + [("parameters", a1111_parameters(params))]
             data = encode_png(pixels, png_chunks, COMPRESS_LEVEL)
-            count, path = claim_and_publish(folder, data, seed, count)
+            # the sidecar's publication just below fsyncs the folder for both new names
+            count, path = claim_and_publish(folder, data, seed, count, sync_dir=False)
             save_generation_params(
                 path, PLUGIN_NAME, plugin_version(), count, datetime.now().strftime(TIMESTAMP_FORMAT),
                 params, project,
@@ -208,7 +209,7 @@ class PromptMediaSessionSaver:
             count += 1
 
         session.last_index, session.last_count = job_index, count - 1
-        save_session(session)
+        save_session(session, durable=False)     # progress only; the folder was recorded durably
         total = int(job.get("total", 0))
         if compose != "none" and job_index == total - 1:
             _compose(folder, compose, unique_id)
