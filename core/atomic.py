@@ -10,12 +10,18 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
+import time
 from typing import Any
 
 TEMP_PREFIX = ".pm-tmp-"     # hidden, and never matches a published name pattern
 TEMP_SUFFIX = ".part"
 FILE_MODE = 0o644            # what a plain open() gives under the usual umask; mkstemp gives 0600
+# A temp file untouched this long was left by a killed writer. Our writers hold one for
+# milliseconds (images, sidecars) up to the encoding time of an animation; far below this.
+STALE_TEMP_SECONDS = 600
+_TEMP_NAME = re.compile(r"^" + re.escape(TEMP_PREFIX) + r".*" + re.escape(TEMP_SUFFIX) + r"$")
 
 # os.link failures that mean "this filesystem has no hard links", not "the name is taken".
 _NO_HARDLINK_ERRNOS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
@@ -54,6 +60,28 @@ def discard(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def remove_stale_temps(folder: str, max_age: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Remove our temporary files in ``folder`` not modified for ``max_age`` seconds (what a
+    writer killed mid-save leaves behind); younger ones may belong to a live writer in another
+    process and are kept. Returns the removed paths; never raises for a file it cannot remove."""
+    removed = []
+    cutoff = time.time() - max_age
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _TEMP_NAME.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+        except OSError:        # gone already (another cleaner), or not ours to remove
+            continue
+    return removed
 
 
 def publish_temp(tmp: str, final: str, *, sync_dir: bool = True) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from .atomic import discard, publish_bytes, publish_temp, write_json, write_temp
+from .atomic import discard, publish_bytes, publish_temp, remove_stale_temps, write_json, write_temp
 
 DEFAULT_ROOT = "collections/images"
 STATE_DIR = os.path.join(".prompt_media", "sessions")
@@ -69,24 +69,30 @@ def session_folder(root_dir: str, started: datetime) -> str:
 
 # --------------------------------------------------------------------------- root safety
 
+def relative_parts(text: str, what: str, base: str) -> list[str]:
+    """The folder parts of user text that must name something inside ``base``; refuses NUL
+    bytes, absolute paths, drive letters (``C:\\x``, ``C:x``), UNC paths and '..' with a
+    message naming ``what``. '/' and '\\' are both separators; '.' and empty parts drop out."""
+    if not isinstance(text, str):
+        raise SessionPathError(f"{what} must be text, got {type(text).__name__}")
+    if "\0" in text:
+        raise SessionPathError(f"{what} {text!r} contains a NUL byte")
+    text = text.strip()
+    if text.startswith(("/", "\\")) or _DRIVE.match(text) or os.path.isabs(text):
+        raise SessionPathError(f"{what} {text!r} is absolute; it must be relative to {base}")
+    parts = [p for p in re.split(r"[\\/]+", text) if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise SessionPathError(f"{what} {text!r} contains '..'; it must stay inside {base}")
+    return parts
+
+
 def resolve_root(output_dir: str, root: str) -> str:
     """Absolute folder for ``root`` (relative to ``output_dir``), refusing anything that could
     leave it: '..', absolute paths, drive letters, UNC paths, NUL bytes, symlinks pointing out."""
-    if not isinstance(root, str):
-        raise SessionPathError(f"root must be text, got {type(root).__name__}")
-    text = root.strip()
-    if not text:
+    if isinstance(root, str) and not root.strip():
         raise SessionPathError(f"root is empty; use a folder relative to the output directory, "
                                f"e.g. {DEFAULT_ROOT!r}")
-    if "\0" in text:
-        raise SessionPathError(f"root {root!r} contains a NUL byte")
-    if text.startswith(("/", "\\")) or _DRIVE.match(text) or os.path.isabs(text):
-        raise SessionPathError(f"root {root!r} is absolute; it must be relative to the output "
-                               f"directory ({output_dir})")
-    parts = [p for p in re.split(r"[\\/]+", text) if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise SessionPathError(f"root {root!r} contains '..'; it must stay inside the output "
-                               f"directory ({output_dir})")
+    parts = relative_parts(root, "root", f"the output directory ({output_dir})")
     if not parts:
         raise SessionPathError(f"root {root!r} names no folder")
     return ensure_inside(output_dir, os.path.join(output_dir, *parts), what=f"root {root!r}")
@@ -134,11 +140,10 @@ def load_session(root_dir: str, expansion_id: str) -> Session | None:
     try:
         with open(path, "rb") as f:
             data = json.loads(f.read(1024 * 1024))
-        folder = data["folder"]
-        if not isinstance(folder, str) or "\0" in folder or os.path.isabs(folder) \
-                or ".." in re.split(r"[\\/]+", folder):
+        parts = relative_parts(data["folder"], "session folder", root_dir)
+        if not parts:
             return None
-        full = ensure_inside(root_dir, os.path.join(root_dir, *folder.split("/")))
+        full = ensure_inside(root_dir, os.path.join(root_dir, *parts))
         return Session(expansion_id, root_dir, full,
                        datetime.strptime(data["started"], STARTED_FORMAT),
                        int(data.get("last_index", -1)), int(data.get("last_count", 0)))
@@ -157,14 +162,18 @@ def save_session(session: Session, *, durable: bool = True) -> None:
 
 def open_or_continue(root_dir: str, expansion_id: str, job_index: int,
                      now: Callable[[], datetime] = datetime.now) -> Session:
-    """The session a job saves into (see the module docstring); its folder exists on return."""
+    """The session a job saves into (see the module docstring); its folder exists on return.
+    Temporary files a killed writer left in it (or in the state folder) are removed."""
     session = None if job_index <= 0 else load_session(root_dir, expansion_id)
     if session is None:
         started = now().replace(microsecond=0)
         session = Session(expansion_id, root_dir, session_folder(root_dir, started), started,
                           opened=True)
+    ensure_inside(root_dir, session.folder, what="session folder")   # before creating anything
     os.makedirs(session.folder, exist_ok=True)
-    ensure_inside(root_dir, session.folder, what="session folder")
+    ensure_inside(root_dir, session.folder, what="session folder")   # a link swapped in meanwhile
+    remove_stale_temps(session.folder)
+    remove_stale_temps(os.path.dirname(state_path(root_dir, expansion_id)))
     if session.opened:
         save_session(session)      # later jobs must find it even if this one fails midway
     return session
@@ -205,16 +214,23 @@ def claim_and_publish(folder: str, data: bytes, seed: int, min_count: int = 1, *
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
 PROMPT_EXTENSIONS = (".yaml", ".yml")
+MAX_COPY_NAME = 120         # characters (all ASCII here); leaves room for the _<sha8> variant
+# Windows opens a device, not a file, for these names with any extension ("con.yaml", "nul.txt.yaml")
+_WINDOWS_DEVICE = re.compile(r"^(con|prn|aux|nul|conin\$|conout\$|com[0-9]|lpt[0-9])$", re.I)
 
 
 def prompt_copy_name(source_name: str) -> str:
-    """A safe file name for the session's copy of the prompt file: its base name, no folders,
-    no leading dot, a YAML extension."""
+    """A safe file name for the session's copy of the prompt file: its base name, only
+    letters, digits and ``._ -``, no leading dot, not a Windows device name, at most
+    MAX_COPY_NAME characters, a YAML extension."""
     base = re.split(r"[\\/]", str(source_name or ""))[-1]
     base = _UNSAFE_NAME_CHARS.sub("_", base).strip(" .") or "prompt_media.yaml"
     if not base.lower().endswith(PROMPT_EXTENSIONS):
         base += ".yaml"
-    return base
+    stem, ext = os.path.splitext(base)
+    if _WINDOWS_DEVICE.match(stem.split(".")[0].strip()):
+        stem = "_" + stem
+    return stem[:MAX_COPY_NAME - len(ext)].rstrip(" .") + ext
 
 
 def copy_prompt_file(folder: str, source_name: str, text: str) -> str:
