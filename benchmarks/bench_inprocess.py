@@ -241,13 +241,17 @@ PARTS_CORE = {
 def _breakdown(stats: pstats.Stats, n: int, parts: dict) -> dict:
     """Milliseconds per image of each part, plus the profiled total and the rest."""
     cumulative: dict = {}
-    for (filename, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
+    fsyncs = 0
+    for (filename, _line, name), (_cc, nc, _tt, ct, _callers) in stats.stats.items():
         key = (os.path.basename(filename), name)
         cumulative[key] = cumulative.get(key, 0.0) + ct
+        if key == FSYNC:
+            fsyncs += nc
     total = sum(tt for (_cc, _nc, tt, _ct, _c) in stats.stats.values())
     out = {part: sum(cumulative.get(k, 0.0) for k in keys) * 1000 / n for part, keys in parts.items()}
     out["other"] = total * 1000 / n - sum(out.values())
     out["total (profiled)"] = total * 1000 / n
+    out["fsync calls per image (count)"] = fsyncs / n
     return out
 
 

@@ -160,7 +160,7 @@ def bench_overhead(server, python: str, blocks: int, block_size: int, table: Tab
         raise SystemExit(f"--blocks x --block-size needs {needed} jobs; the file has {total}")
     put_yaml(server, SESSION_FILE, session_yaml(prompts, values, seeds))
     jobs = jobs_of(python, prompts, values, seeds)
-    timed = TimedClient(server.client)
+    timed = TimedClient(server.client, pid=server.proc.pid)
     # warm up both sides (model load, LoRA files, first encodes) on the last job
     last = total - 1
     timed.run(our_graph(last, "bench/ours"))
@@ -231,6 +231,9 @@ def bench_overhead(server, python: str, blocks: int, block_size: int, table: Tab
     theirs = ["41", "42", CHAIN, SAVER]
     own = (phases["ours"]["queue"].median + sum(o[k].median for k in mine if k in o)) - \
           (phases["core"]["queue"].median + sum(c[k].median for k in theirs if k in c))
+    cpu_o, cpu_c = Stat([r.cpu_s for r in side_runs["ours"]]), Stat([r.cpu_s for r in side_runs["core"]])
+    table.add("1c", "  server CPU time per job (all threads; blind to fsync waits)", ms(cpu_o), ms(cpu_c),
+              f"{cpu_o.median / cpu_c.median:.3f}x", "", None)
     table.add("1b", "  our added cost per job: validation + loader/OOM/chain/saver nodes minus core's",
               f"{own * 1000:.1f} ms", "", f"{own / core.median * 100:.1f}% of a core job",
               "<= 2%", own / core.median <= 0.02)

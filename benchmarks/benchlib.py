@@ -135,6 +135,13 @@ def peak_rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all its threads), seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ----------------------------------------------------------------------------- timed runs
 
 class RunFailed(RuntimeError):
@@ -146,6 +153,7 @@ class TimedRun:
     prompt_id: str
     wall_s: float
     events: list = field(default_factory=list)      # (seconds since POST, type, data)
+    cpu_s: float | None = None                      # server process CPU time (all threads) during the run
 
     def executed_nodes(self) -> list[str]:
         return [str(d["node"]) for _, k, d in self.events if k == "executing" and d.get("node") is not None]
@@ -176,11 +184,12 @@ class TimedRun:
 class TimedClient:
     """Posts prompts and waits on ONE websocket kept open across runs (no connect per run)."""
 
-    def __init__(self, client, timeout: float = 600.0):
-        self.client, self.timeout = client, timeout
+    def __init__(self, client, timeout: float = 600.0, pid: int | None = None):
+        self.client, self.timeout, self.pid = client, timeout, pid
         self.ws = client.websocket()
 
     def run(self, prompt: dict) -> TimedRun:
+        cpu0 = process_cpu_s(self.pid) if self.pid else None
         t0 = time.perf_counter()
         status, resp = self.client.post_prompt(prompt)
         if status != 200 or "prompt_id" not in resp:
@@ -205,6 +214,8 @@ class TimedClient:
                     raise RunFailed(f"prompt {run.prompt_id} interrupted")
                 if kind == "executing" and data.get("node") is None:
                     run.wall_s = now - t0
+                    if cpu0 is not None:
+                        run.cpu_s = process_cpu_s(self.pid) - cpu0
                     return run
             raise RunFailed("websocket closed")
 
