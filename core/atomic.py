@@ -49,6 +49,11 @@ def write_temp(folder: str, data: bytes, *, durable: bool = True) -> str:
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
+    except OSError as e:
+        discard(tmp)
+        if e.filename is None:     # "No space left on device" alone does not say where
+            raise OSError(e.errno, e.strerror or str(e), folder) from e
+        raise
     except BaseException:
         discard(tmp)
         raise
