@@ -1,0 +1,113 @@
+"""Issue 9: every file of example_prompts/ through the shipped API workflow
+(workflows/api/prompt_media_session.json) in real ComfyUI.
+
+For each file: the server's session route validates the file as shipped (job count and
+description, the same as the pure expansion says), then the first job of a small copy runs,
+one job per run, and its image and sidecar land in a session folder. The small copy exists
+because the loader outputs width, height and steps from the YAML (see tests/host/shrink.py):
+64x64 at 1 step keeps a job well under a second on CPU.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from prompt_media_pkg.core.expand import count_jobs, describe, iter_jobs
+from prompt_media_pkg.core.schema import load_prompt_media
+from prompt_media_pkg.tests.host.shrink import shrink
+from prompt_media_pkg.tests.host.test_session_host import oom_id, session_prompt
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "example_prompts"
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+
+# How each example is meant to be run (its comments say so) and what it expands to.
+RUNS = {
+    "oom_quickstart.yaml": {"preset": "", "mode": "product", "jobs": 12},
+    "cycle_orders_of_magnitude.yaml": {"preset": "", "mode": "cycle", "jobs": 4},
+    "presets_and_loras.yaml": {"preset": "draft", "mode": "product", "jobs": 2},
+}
+# presets_and_loras.yaml names LoRAs nobody has: the test provides them the way a user would,
+# by putting files with those names into models/loras (copies of two tiny test LoRAs)
+EXAMPLE_LORAS = {"my_style_lora.safetensors": "tiny_lora_attn.safetensors",
+                 "detail_tweaker.safetensors": "tiny_lora_conv.safetensors"}
+
+
+def test_every_example_file_has_a_run_here():
+    assert sorted(p.name for p in EXAMPLES.glob("*.y*ml")) == sorted(RUNS)
+
+
+def set_inputs(prompt: dict, class_type: str, **values) -> None:
+    next(n for n in prompt.values() if n["class_type"] == class_type)["inputs"].update(values)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def example_loras(comfy):
+    """The example's LoRA names in the server's models/loras, removed again afterwards."""
+    loras = comfy.server.base / "models" / "loras"
+    made = []
+    try:
+        for name, source in EXAMPLE_LORAS.items():
+            shutil.copyfile((loras / source).resolve(), loras / name)
+            made.append(loras / name)
+        yield {name: sha256_file(loras / name) for name in EXAMPLE_LORAS}
+    finally:
+        for path in made:
+            path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_example_validates_and_its_first_job_lands_with_a_sidecar(comfy, name, request):
+    run = RUNS[name]
+    loras = request.getfixturevalue("example_loras") if name == "presets_and_loras.yaml" else {}
+    text = (EXAMPLES / name).read_text(encoding="utf-8")
+    media = load_prompt_media(text, name, run["preset"])
+    first = next(iter(iter_jobs(media, run["mode"])))
+
+    # the file as shipped (the first start copied the examples into input/prompt_media/)
+    assert (comfy.prompt_media_dir / name).read_text(encoding="utf-8") == text
+    root = f"{comfy.prefix}/images"
+    prompt = session_prompt(name, root)
+    set_inputs(prompt, "PromptMediaLoader", preset=run["preset"])
+    set_inputs(prompt, "PromptMediaOOM", mode=run["mode"])
+    status, info = comfy.client.request("POST", "/prompt_media/session",
+                                        {"prompt": prompt, "node_id": oom_id(prompt)})
+    assert status == 200, info
+    assert info["total"] == run["jobs"] == count_jobs(media, run["mode"])
+    assert info["description"] == describe(media, run["mode"])
+    assert (info["next_index"], info["last_index"]) == (0, None)
+
+    # its first job, small: a modified copy of the file (64x64, 1 step)
+    small = comfy.put_yaml(f"small_{name}", shrink(text, width=64, height=64, steps=1))
+    set_inputs(prompt, "PromptMediaLoader", file=small)
+    result = comfy.run_ok(copy.deepcopy(prompt))
+    assert result.ui_text(oom_id(prompt)) and result.ui_text(oom_id(prompt))[0].startswith(f"job 1 of {run['jobs']} ")
+
+    images = sorted((comfy.server.output_dir / root).rglob("*.png"))
+    assert [p.name for p in images] == [f"001_seed_{first['seed']}.png"]
+    with Image.open(images[0]) as im:
+        assert im.size == (64, 64)
+    sidecar = json.loads(images[0].with_suffix(".json").read_text(encoding="utf-8"))
+    params = sidecar["parameters"]
+    assert (sidecar["plugin"], sidecar["plugin_version"]) == ("prompt-media", VERSION)
+    assert (params["prompt"], params["negative_prompt"], params["seed"]) == (first["positive"], first["negative"], first["seed"])
+    assert (params["width"], params["height"], params["steps"]) == (64, 64, 1)
+    assert (sidecar["oom"]["index"], sidecar["oom"]["total"], sidecar["oom"]["mode"]) == (0, run["jobs"], run["mode"])
+    assert sidecar["session"]["source_name"] == small
+    assert (images[0].parent / small).is_file()                     # the session keeps its file
+    expected_loras = [{"lora_name": lora.name if lora.name.endswith(".safetensors") else lora.name + ".safetensors",
+                       "strength_model": lora.strength_model, "strength_clip": lora.strength_clip}
+                      for lora in media.loras]
+    assert [{k: l[k] for k in ("lora_name", "strength_model", "strength_clip")} for l in params["loras"]] == expected_loras
+    assert {l["lora_name"]: l["sha256"] for l in params["loras"]} == loras
