@@ -144,7 +144,7 @@ def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0
                     "seed": seed, "base_prompt": base,
                     "positive": _compose((prefix, base, *[chosen[n] for n in order]), memo),
                     "negative": negative,
-                    "variation_values": chosen,
+                    "variation_values": {n: chosen[n] for n in order},
                     "steps": steps, "cfg": cfg, "width": width, "height": height,
                     "sampler_name": sampler_name, "scheduler": scheduler, "denoise": denoise,
                     "mode": mode, "variation_seed": variation_seed,

@@ -173,6 +173,8 @@ def _check_graph(node: yaml.Node, source: str) -> None:
                     raise error(n, "an alias refers to a collection that contains it (a cycle)")
                 continue
             measured[id(n)] = None
+            if isinstance(n, yaml.MappingNode):
+                _check_duplicate_keys(n, error)
             stack.append((n, True))
             stack.extend((c, False) for c in children)
             continue
@@ -184,6 +186,19 @@ def _check_graph(node: yaml.Node, source: str) -> None:
             raise error(n, f"the document expands to more than {MAX_NODES:,} YAML nodes "
                            "(anchors/aliases repeated too often?)")
         measured[id(n)] = (size, height)
+
+
+def _check_duplicate_keys(mapping: yaml.MappingNode, error) -> None:
+    """PyYAML keeps the last of two equal keys silently; a second `prompts:` would drop the
+    first list without a word."""
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key, _value in mapping.value:
+        if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+            if (key.tag, key.value) in seen:
+                first = seen[(key.tag, key.value)].start_mark.line + 1
+                raise error(key, f"duplicate key {key.value!r} (first at line {first}); "
+                                 "the second would silently replace the first")
+            seen[(key.tag, key.value)] = key
 
 
 def _children(n: yaml.Node) -> list[yaml.Node]:

@@ -133,3 +133,10 @@ def test_unknown_mode_is_an_error():
 ])
 def test_compose_prompt_rule(parts, expected):
     assert compose_prompt(*parts) == expected
+
+
+def test_variation_values_follow_the_files_order():
+    m = media("prompts: [p]\nvariations:\n  r: {type: random, values: [r1]}\n"
+              "  s: {type: sequential, values: [s1]}\n  t: {type: static, values: [t1]}\n")
+    job = expand(m)[0]
+    assert list(job["variation_values"]) == ["r", "s", "t"] and job["positive"] == "p, r1, s1, t1"

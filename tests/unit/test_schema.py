@@ -244,3 +244,12 @@ def test_lone_surrogate_escapes_are_refused():
     assert error('prompts: ["a\\ud800"]\n') == \
         "t.yaml:1:11: prompts[0]: contains '\\ud800', a lone surrogate that is not valid text"
     assert "lone surrogate" in error('prompts: [a]\nnegative_prompt: "\\udfff"\n')
+
+
+def test_duplicate_keys_are_refused_with_both_lines():
+    msg = error("prompts: [a]\nsteps: 3\nprompts: [b]\n")
+    assert msg == ("t.yaml:3:1: (yaml): duplicate key 'prompts' (first at line 1); "
+                   "the second would silently replace the first")
+    assert "duplicate key 'x'" in error("prompts: [a]\nvariations:\n  x: {type: static, values: [1]}\n"
+                                        "  x: {type: static, values: [2]}\n")
+    load("base: &b {steps: 2}\nprompts: [a]\nworkflows:\n  fast:\n    <<: *b\n    cfg: 3\n", "fast")
