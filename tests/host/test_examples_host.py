@@ -22,7 +22,7 @@ from PIL import Image
 from prompt_media_pkg.core.expand import count_jobs, describe, iter_jobs
 from prompt_media_pkg.core.schema import load_prompt_media
 from prompt_media_pkg.tests.host.shrink import shrink
-from prompt_media_pkg.tests.host.test_session_host import oom_id, session_prompt
+from prompt_media_pkg.tests.host.workflows import oom_id, session_prompt
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "example_prompts"

@@ -21,7 +21,7 @@ import pytest
 
 from prompt_media_pkg.runner.comfy_server import ComfyServer, port_range_from_env
 from prompt_media_pkg.runner.host_setup import fresh_base_dir
-from prompt_media_pkg.tests.host.test_session_host import oom_id, session_prompt
+from prompt_media_pkg.tests.host.workflows import oom_id, session_prompt
 
 REPO = Path(__file__).resolve().parents[2]
 CLONE_NAME = "ComfyUI-Prompt-Media-clone"       # not the usual folder name: any name must work

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from prompt_media_pkg.tests.host.workflows import TEST_CHECKPOINT
+from prompt_media_pkg.tests.host.workflows import TEST_CHECKPOINT, oom_id, session_prompt
 
 REPO = Path(__file__).resolve().parents[2]
-API_WORKFLOW = REPO / "workflows" / "api" / "prompt_media_session.json"
 NAME = re.compile(r"^(\d{3,})_seed_(\d+)\.png$")
 
 # 3 prompts x 2 variations x 2 seeds = 12 jobs
@@ -31,20 +30,6 @@ cfg: 5.0
 width: 64
 height: 64
 """
-
-
-def session_prompt(file: str, root: str, job_index: int = 0) -> dict:
-    prompt = json.loads(API_WORKFLOW.read_text(encoding="utf-8"))
-    by_class = {node["class_type"]: node for node in prompt.values()}
-    by_class["CheckpointLoaderSimple"]["inputs"]["ckpt_name"] = TEST_CHECKPOINT
-    by_class["PromptMediaLoader"]["inputs"]["file"] = file
-    by_class["PromptMediaOOM"]["inputs"].update(run="one job per run", job_index=job_index)
-    by_class["PromptMediaSessionSaver"]["inputs"].update(root=root, compose="none")
-    return prompt
-
-
-def oom_id(prompt: dict) -> str:
-    return next(k for k, v in prompt.items() if v["class_type"] == "PromptMediaOOM")
 
 
 def run_jobs(comfy, prompt: dict, indexes) -> list:

@@ -5,7 +5,11 @@ node errors by id, and other tests can swap a node (e.g. the saver) by id.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 TEST_CHECKPOINT = "tiny_sd15.ckpt"
+API_WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "api" / "prompt_media_session.json"
 
 # loader output indexes (RETURN_NAMES order of PromptMediaLoader)
 LOADER_OUT = {name: i for i, name in enumerate(
@@ -65,3 +69,19 @@ def loader_oom_txt2img(file: str, *, prefix: str, run: str = "all jobs", job_ind
 
 def _show(link: list) -> dict:
     return {"class_type": "PreviewAny", "inputs": {"source": link}}
+
+
+def session_prompt(file: str, root: str, job_index: int = 0) -> dict:
+    """The shipped API workflow (workflows/api/prompt_media_session.json) on the test checkpoint,
+    one job per run, saving under ``root`` without composing."""
+    prompt = json.loads(API_WORKFLOW.read_text(encoding="utf-8"))
+    by_class = {node["class_type"]: node for node in prompt.values()}
+    by_class["CheckpointLoaderSimple"]["inputs"]["ckpt_name"] = TEST_CHECKPOINT
+    by_class["PromptMediaLoader"]["inputs"]["file"] = file
+    by_class["PromptMediaOOM"]["inputs"].update(run="one job per run", job_index=job_index)
+    by_class["PromptMediaSessionSaver"]["inputs"].update(root=root, compose="none")
+    return prompt
+
+
+def oom_id(prompt: dict) -> str:
+    return next(k for k, v in prompt.items() if v["class_type"] == "PromptMediaOOM")
