@@ -8,8 +8,9 @@ import os
 import comfy.samplers
 import folder_paths
 
-from ..core.generation_params import GenerationParamsError, get_params_path, load_generation_params
-from ..core.session import DEFAULT_ROOT, SessionPathError, ensure_inside, recent_sidecars
+from ..core.generation_params import (MAX_SIDECAR_BYTES, GenerationParamsError, get_params_path,
+                                      load_generation_params)
+from ..core.session import DEFAULT_ROOT, SessionPathError, ensure_inside, recent_sidecars, relative_parts
 from .host import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,11 @@ def sidecar_path(image: str | None, path: str | None) -> str:
     if "\0" in text:
         raise SessionPathError(f"path {text!r} contains a NUL byte")
     output_dir = folder_paths.get_output_directory()
-    full = text if os.path.isabs(text) else os.path.join(output_dir, *text.replace("\\", "/").split("/"))
-    full = ensure_inside(output_dir, full, what=f"path {text!r}")
-    return get_params_path(full)
+    full = text if os.path.isabs(text) else os.path.join(
+        output_dir, *relative_parts(text, "path", f"the output directory ({output_dir})"))
+    # checked on the .json itself: "." would otherwise give <output>.json beside the output
+    # folder, and a .json symlink pointing out hides behind an ordinary image name
+    return ensure_inside(output_dir, get_params_path(full), what=f"path {text!r}")
 
 
 def read_params(image: str | None, path: str | None) -> tuple[str, dict]:
@@ -82,6 +85,27 @@ def _required(params: dict, key: str, kind, json_path: str):
     return value
 
 
+def _number(container: dict, key: str, default: float, json_path: str, field: str) -> float:
+    """An optional number (null/missing -> default); anything else is an error naming the file."""
+    value = container.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GenerationParamsError(json_path, f"{field} must be a number, found {value!r:.60}")
+    return float(value)
+
+
+def _model_name(p: dict, json_path: str) -> str:
+    name = p.get("model_name") or ""
+    if not isinstance(name, str):
+        raise GenerationParamsError(json_path, f"parameters.model_name must be text, found {name!r:.60}")
+    try:       # a file name inside models/checkpoints, never a path out of it
+        relative_parts(name, "parameters.model_name", "models/checkpoints")
+    except SessionPathError as e:
+        raise GenerationParamsError(json_path, str(e)) from None
+    return name
+
+
 def outputs_from(data: dict, json_path: str) -> tuple:
     p = data["parameters"]
     sampler = _required(p, "sampler", str, json_path)
@@ -90,22 +114,26 @@ def outputs_from(data: dict, json_path: str) -> tuple:
         raise GenerationParamsError(json_path, f"sampler {sampler!r} is not available in this ComfyUI")
     if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
         raise GenerationParamsError(json_path, f"scheduler {scheduler!r} is not available in this ComfyUI")
-    denoise = p.get("denoise")
-    model_name = p.get("model_name") or ""
+    denoise = _number(p, "denoise", 1.0, json_path, "parameters.denoise")
+    model_name = _model_name(p, json_path)
     if model_name and model_name not in folder_paths.get_filename_list("checkpoints"):
         log.warning("[Prompt Media] %s: model %r is not in models/checkpoints", json_path, model_name)
+    loras = p.get("loras") or []
+    if not isinstance(loras, list):
+        raise GenerationParamsError(json_path, f"parameters.loras must be a list, found {type(loras).__name__}")
     stack = []
-    for i, lora in enumerate(p.get("loras") or ()):
+    for i, lora in enumerate(loras):
         if not isinstance(lora, dict) or not isinstance(lora.get("lora_name"), str):
             raise GenerationParamsError(json_path, f"parameters.loras[{i}] has no lora_name")
         stack.append({"name": lora["lora_name"],
-                      "strength_model": float(lora.get("strength_model", 1.0)),
-                      "strength_clip": float(lora.get("strength_clip", 1.0))})
+                      "strength_model": _number(lora, "strength_model", 1.0, json_path,
+                                                f"parameters.loras[{i}].strength_model"),
+                      "strength_clip": _number(lora, "strength_clip", 1.0, json_path,
+                                               f"parameters.loras[{i}].strength_clip")})
     return (str(p.get("prompt") or ""), str(p.get("negative_prompt") or ""),
             _required(p, "seed", int, json_path), _required(p, "steps", int, json_path),
             float(_required(p, "cfg_scale", (int, float), json_path)), sampler, scheduler,
-            1.0 if denoise is None else float(denoise),
-            _required(p, "width", int, json_path), _required(p, "height", int, json_path),
+            denoise, _required(p, "width", int, json_path), _required(p, "height", int, json_path),
             model_name, stack)
 
 
@@ -157,8 +185,8 @@ class PromptMediaLoadParams:
     @classmethod
     def IS_CHANGED(cls, image, path=""):
         try:
-            with open(sidecar_path(image, path), "rb") as f:
-                return hashlib.sha256(f.read()).hexdigest()
+            with open(sidecar_path(image, path), "rb") as f:     # bounded like the load itself
+                return hashlib.sha256(f.read(MAX_SIDECAR_BYTES + 1)).hexdigest()
         except (OSError, ValueError) as e:
             return f"error: {e}"
 
