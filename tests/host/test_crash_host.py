@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from prompt_media_pkg.tests.host.test_session_host import oom_id, session_prompt
+from prompt_media_pkg.tests.host.workflows import oom_id, session_prompt
 
 KILLS = int(os.environ.get("PM_CRASH_KILLS", "20"))
 SEED = int(os.environ.get("PM_CRASH_SEED", "7"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from prompt_media_pkg.tests.host.test_contact_sheet_host import sheet_workflow, SHEET_NODE
-from prompt_media_pkg.tests.host.test_session_host import session_prompt
+from prompt_media_pkg.tests.host.workflows import session_prompt
 
 SAVER, LOADER, CHAIN = "10", "2", "4"
 LOAD_PARAMS, PREVIEW = "50", "51"
