@@ -2,21 +2,13 @@
 
 Each node module exports NODE_CLASS_MAPPINGS / NODE_DISPLAY_NAME_MAPPINGS; this file merges them.
 """
-from importlib import import_module
+from . import contact_sheet, load_params, loader, lora_chain, oom, saver
+from . import routes  # noqa: F401  (registers the HTTP routes on import)
 
-NODE_MODULES = ("loader", "oom", "lora_chain", "saver", "load_params", "contact_sheet")
+NODE_MODULES = (loader, oom, lora_chain, saver, load_params, contact_sheet)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
-
-for _name in NODE_MODULES:
-    try:
-        _mod = import_module(f".{_name}", __name__)
-    except ModuleNotFoundError as e:
-        if e.name != f"{__name__}.{_name}":   # a real import error inside the module: surface it
-            raise
-        continue                               # module not written yet
-    NODE_CLASS_MAPPINGS.update(_mod.NODE_CLASS_MAPPINGS)
-    NODE_DISPLAY_NAME_MAPPINGS.update(_mod.NODE_DISPLAY_NAME_MAPPINGS)
-
-from . import routes  # noqa: E402,F401  (registers the HTTP routes on import)
+for _module in NODE_MODULES:
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
