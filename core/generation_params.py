@@ -3,7 +3,7 @@
 ``image.png`` -> ``image.json``. Pure Python (no ComfyUI), so any tool can read and write
 sidecars::
 
-    json_path = save_generation_params("/out/001_seed_7.png", "prompt-media", "0.1.0",
+    json_path = save_generation_params("/out/001_seed_7.png", "prompt-media", "0.2.0",
                                        task_id=1, timestamp="20251013_150530",
                                        parameters={"prompt": "a lake", "seed": 7})
     params = load_generation_params("/out/001_seed_7.png")   # None when there is no sidecar
