@@ -11,7 +11,6 @@ every image is still decoded from its own file).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -21,15 +20,8 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGE = "prompt_media_pkg"
-
-
-def _import_package():
-    if PACKAGE not in sys.modules:        # the repo as a package, without running its ComfyUI __init__
-        spec = importlib.util.spec_from_file_location(PACKAGE, os.path.join(REPO, "__init__.py"),
-                                                      submodule_search_locations=[REPO])
-        sys.modules[PACKAGE] = importlib.util.module_from_spec(spec)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import import_package, machine_line  # noqa: E402  (shared with the session benchmark)
 
 
 def peak_rss_mib() -> float:
@@ -44,7 +36,7 @@ def peak_rss_mib() -> float:
 
 
 def child(folder: str, what: str) -> None:
-    _import_package()
+    import_package()
     from prompt_media_pkg.core.contact_sheet import compose_session
     result = {"pages": 0, "seconds": 0.0}
     if what != "baseline":
@@ -60,7 +52,7 @@ def make_session(folder: str, seeds: int, prompts: int, variations: int) -> None
     marker = os.path.join(folder, ".complete")
     if os.path.exists(marker):
         return
-    _import_package()
+    import_package()
     import numpy as np
     from PIL import Image
     from prompt_media_pkg.tests.synthetic_session import write_session
@@ -85,14 +77,7 @@ def measure(folder: str, what: str) -> dict:
 
 def versions() -> str:
     from PIL import Image
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, Pillow {Image.__version__}")
+    return f"{machine_line()}; Python {platform.python_version()}, Pillow {Image.__version__}"
 
 
 def main() -> None:

@@ -99,6 +99,16 @@ def queued_prompt(front) -> dict:
     return sent[0]["prompt"]
 
 
+def open_file(front, path) -> int:
+    """Open a workflow, API JSON or PNG with Ctrl+O, as a user would; the chain node's id."""
+    with front.page.expect_file_chooser() as chooser:
+        front.shortcut("Control+o")
+    chooser.value.set_files(str(path))
+    front.page.wait_for_function("(t) => app.graph._nodes.some(n => n.type === t)", arg=NODE)
+    [node_id] = front.nodes_of(NODE)
+    return node_id
+
+
 def assert_rows(front, node_id, expected=EXPECTED_ROWS):
     assert dict(rows(front, node_id)) == expected
     assert front.widgets(node_id)[-1]["name"] == ADD                # the button stays last
@@ -146,11 +156,7 @@ def test_rows_edit_serialise_and_come_back(front, comfy_url, tmp_path):
     api_file = tmp_path / "lora_chain_api.json"
     api_file.write_text(json.dumps(front.api_prompt()))
     front.js("() => app.graph.clear()")
-    with front.page.expect_file_chooser() as chooser:
-        front.shortcut("Control+o")
-    chooser.value.set_files(str(api_file))
-    front.page.wait_for_function("(t) => app.graph._nodes.some(n => n.type === t)", arg=NODE)
-    [node_id] = front.nodes_of(NODE)
+    node_id = open_file(front, api_file)
     assert_rows(front, node_id)
     assert chain_inputs(front) == inputs
 
@@ -164,11 +170,7 @@ def test_api_json_rows_in_numeric_order_and_separate_strengths(front, tmp_path):
         "lora_2": {"on": True, "lora": LORAS[0], "strength": 0.75}}}}
     api_file = tmp_path / "api.json"
     api_file.write_text(json.dumps(api))
-    with front.page.expect_file_chooser() as chooser:
-        front.shortcut("Control+o")
-    chooser.value.set_files(str(api_file))
-    front.page.wait_for_function("(t) => app.graph._nodes.some(n => n.type === t)", arg=NODE)
-    [node_id] = front.nodes_of(NODE)
+    node_id = open_file(front, api_file)
     # the rows keep the file's names (each value landed on its own row), in numeric order
     assert [(name, v["lora"], v["on"]) for name, v in rows(front, node_id)] == [
         ("lora_2", LORAS[0], True), ("lora_9", LORAS[1], False), ("lora_10", LORAS[2], True)]
@@ -200,11 +202,7 @@ def test_png_workflow_and_copy_paste(front, tmp_path):
     png = tmp_path / "chain.png"
     Image.new("RGB", (8, 8)).save(png, pnginfo=info)
     front.js("() => app.graph.clear()")
-    with front.page.expect_file_chooser() as chooser:
-        front.shortcut("Control+o")
-    chooser.value.set_files(str(png))
-    front.page.wait_for_function("(t) => app.graph._nodes.some(n => n.type === t)", arg=NODE)
-    [node_id] = front.nodes_of(NODE)
+    node_id = open_file(front, png)
     assert_rows(front, node_id)
 
     # copy/paste: the new node has the same rows, and editing one leaves the other alone
