@@ -44,6 +44,14 @@ def load(file: str, yaml_text: str | None, preset: str) -> PromptMedia:
     return _load_cached(sha256_text(text), text, source, (preset or "").strip())
 
 
+def constant_source(node: dict) -> tuple[str, str, str] | None:
+    """(file, yaml_text, preset) of a PromptMediaLoader node in a posted API prompt, for checks
+    made before the queue starts; None when any of them is a link (known only when it runs)."""
+    inputs = node.get("inputs", {})
+    source = tuple(inputs.get(name, "") for name in ("file", "yaml_text", "preset"))
+    return None if any(isinstance(value, list) for value in source) else source
+
+
 class PromptMediaLoader:
     DESCRIPTION = ("Reads a prompt media YAML file (prompts, prefix, negative, OOM variations, seeds, "
                    "sampler settings, LoRAs) and outputs what stays fixed for the whole file.")

@@ -139,7 +139,7 @@ class PromptMediaLoraChain:
 def yaml_lora_errors(prompt: dict) -> dict[str, str]:
     """{chain node id: message} for chains whose lora_stack comes straight from a loader whose YAML
     names a LoRA that does not resolve. Loader inputs that are links are left to execution time."""
-    from .loader import load      # the loader's own parser and cache
+    from .loader import constant_source, load      # the loader's own parser and cache
     errors = {}
     available = None
     for node_id, node in prompt.items():
@@ -151,11 +151,11 @@ def yaml_lora_errors(prompt: dict) -> dict[str, str]:
         loader = prompt.get(str(link[0]))
         if not isinstance(loader, dict) or loader.get("class_type") != LOADER_CLASS:
             continue
-        args = [loader.get("inputs", {}).get(k, "") for k in ("file", "yaml_text", "preset")]
-        if any(isinstance(a, list) for a in args):
+        source = constant_source(loader)
+        if source is None:
             continue
         try:
-            media = load(*args)
+            media = load(*source)
         except (PromptMediaError, OSError):
             continue                      # the loader's own validation reports that
         available = available_loras() if available is None else available

@@ -12,7 +12,7 @@ from server import PromptServer
 from ..core.errors import PromptMediaError
 from ..core.expand import count_jobs, describe, expansion_id
 from ..core.session import DEFAULT_ROOT, load_session, resolve_root
-from .loader import load
+from .loader import constant_source, load
 
 
 class SessionLookupError(ValueError):
@@ -41,8 +41,11 @@ def session_info(prompt: dict, oom_id: str) -> dict:
     loader = _linked_node(prompt, oom, "prompt_media")
     if loader.get("class_type") != "PromptMediaLoader":
         raise SessionLookupError("OOM Variations.prompt_media must come from a Prompt Media Loader")
-    media = load(_constant(loader, "file", ""), _constant(loader, "yaml_text", ""),
-                 _constant(loader, "preset", ""))
+    source = constant_source(loader)
+    if source is None:
+        raise SessionLookupError("the Prompt Media Loader's file/yaml_text/preset are linked; the "
+                                 "session lookup needs them as widget values")
+    media = load(*source)
     mode = _constant(oom, "mode", "product")
     seed = int(_constant(oom, "seed", 0))
     exp_id = expansion_id(media, mode, int(_constant(oom, "variation_seed", 0)), seed)
