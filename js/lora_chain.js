@@ -5,7 +5,7 @@
 // The saved workflow keeps the rows by name too (node.lora_rows), never in the positional
 // widgets_values, so rows survive reordering, saving, PNG/API loads and copy/paste.
 import { app } from "../../scripts/app.js";
-import { api } from "../../scripts/api.js";
+import { addButton, chainCallback, fetchJson, findWidget, toastError } from "./common.js";
 
 const NODE_TYPE = "PromptMediaLoraChain";
 const ROW_TYPE = "prompt_media_lora_row";
@@ -42,10 +42,9 @@ function rowsByNumber(inputs) {
 let loraNames = null;   // fetched when a picker first opens, refreshed on each later opening
 async function fetchLoraNames() {
   try {
-    const response = await api.fetchApi("/models/loras");
-    if (response.ok) loraNames = await response.json();
+    loraNames = await fetchJson("/models/loras");
   } catch (e) {
-    console.warn("LoRA Chain: could not list LoRAs", e);
+    toastError("LoRA Chain: could not list the LoRAs", e);
   }
   return loraNames ?? [];
 }
@@ -168,8 +167,10 @@ function makeRowWidget(value) {
     async pickLora(event, node) {
       const names = await fetchLoraNames();
       if (!names.length) return;
+      // className "dark" is what combo menus use: the front end adds its filter box to those
+      // (longer than 4 entries), and keys typed there never reach the global shortcuts
       new LiteGraph.ContextMenu(names, {
-        event, title: "LoRA", scale: Math.max(1, app.canvas.ds?.scale ?? 1),
+        event, title: "LoRA", className: "dark", scale: Math.max(1, app.canvas.ds?.scale ?? 1),
         callback: (name) => { this.value.lora = name; node.setDirtyCanvas(true, true); },
       });
     },
@@ -178,7 +179,7 @@ function makeRowWidget(value) {
 
 const nodeMethods = {
   separateStrengths() {
-    return this.widgets?.find((w) => w.name === "strength_mode")?.value === "separate";
+    return findWidget(this, "strength_mode")?.value === "separate";
   },
 
   loraRowWidgets() {
@@ -246,19 +247,10 @@ app.registerExtension({
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name !== NODE_TYPE) return;
     Object.assign(nodeType.prototype, nodeMethods);
-    const chain = (name, after) => {
-      const original = nodeType.prototype[name];
-      nodeType.prototype[name] = function (...args) {
-        const result = original?.apply(this, args);
-        after.apply(this, args);
-        return result;
-      };
-    };
+    const chain = (name, after) => chainCallback(nodeType.prototype, name, after);
 
     chain("onNodeCreated", function () {
-      this.addLoraButton = this.addWidget("button", "+ Add LoRA", null, () => this.addLoraRow());
-      this.addLoraButton.options.serialize = false;   // not in the API prompt
-      this.addLoraButton.serialize = false;           // not in the workflow's widgets_values
+      this.addLoraButton = addButton(this, "+ Add LoRA", () => this.addLoraRow());
       this.loraRowsChanged();
     });
 

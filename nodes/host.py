@@ -37,3 +37,13 @@ def prompt_media_files() -> list[str]:
 def prompt_media_path(name: str) -> str | None:
     """Full path of a listed file; None for anything not inside the folder (no '..', no abs)."""
     return folder_paths.get_full_path(PROMPT_MEDIA_FOLDER, name)
+
+
+def send_event(name: str, data: dict) -> None:
+    """A websocket message ``prompt_media.<name>`` to every open front end (the extension's JS
+    shows it); PromptServer.send_sync may be called from the executing thread."""
+    try:
+        from server import PromptServer
+        PromptServer.instance.send_sync(f"prompt_media.{name}", data)
+    except Exception:   # no server (scripts, tests): the log has it
+        pass

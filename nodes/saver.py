@@ -26,7 +26,7 @@ from ..core.session import (DEFAULT_ROOT, STARTED_FORMAT, claim_and_publish, cop
                             open_or_continue, resolve_root, save_session)
 from ..core.sidecar import (PLUGIN_NAME, applied_loras, oom_section, parameters_section,
                             parameters_source_section, parse_project_id, session_section)
-from .host import CATEGORY
+from .host import CATEGORY, send_event
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class PromptMediaSessionSaver:
 
 def _compose(folder: str, compose: str, node_id) -> None:
     """The contact sheet / animation hook: runs after every image and sidecar is on disk; a
-    failure is a warning in the log and on the node, never an error (saving is done)."""
+    failure is a warning in the log and a toast in the editor, never an error (saving is done)."""
     try:
         from ..core.contact_sheet import compose_session
         made = compose_session(folder, sheet=compose in ("sheet", "both"),
@@ -229,16 +229,7 @@ def _compose(folder: str, compose: str, node_id) -> None:
     except Exception as e:
         message = f"composing the session failed (images are saved): {e}"
         log.warning("[Prompt Media] %s: %s", folder, message)
-        _node_text(message, node_id)
-
-
-def _node_text(text: str, node_id) -> None:
-    """Text shown on the node in the editor (PromptServer.send_progress_text, recent ComfyUI)."""
-    try:
-        from server import PromptServer
-        PromptServer.instance.send_progress_text(text, node_id)
-    except Exception:   # an older host without it, or no server (scripts): the log has it
-        pass
+        send_event("warning", {"node": node_id, "message": f"{folder}: {message}"})   # a toast
 
 
 NODE_CLASS_MAPPINGS = {"PromptMediaSessionSaver": PromptMediaSessionSaver}

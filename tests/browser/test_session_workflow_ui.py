@@ -101,3 +101,29 @@ def test_oom_status_and_queue_session_queue_exactly_the_remaining_jobs(front, co
     assert all(p[str(oom)]["inputs"]["run"] == "one job per run" for p in posted)
     assert set(posted[0][str(oom)]["inputs"]) == OOM_INPUTS      # no button, no status widget
     assert widget_value(front, oom, "pm_status") == "queueing jobs 2..6 · 6 jobs · 3 prompts × 2 variations × 1 seeds"
+
+
+def test_queue_session_refusal_is_a_toast_not_node_text(front):
+    """The server's refusal (no loader connected) appears once as an error toast; the node's
+    status line stays empty and nothing is queued."""
+    oom = front.add_node("PromptMediaOOM")
+    posted: list = []
+    front.page.route("**/api/prompt", lambda route: (posted.append(1), route.abort()))
+    front.click_widget(oom, "Queue session")
+    toast = front.page.locator(".p-toast-message-error")
+    toast.wait_for()
+    assert "prompt_media is not connected" in toast.inner_text()
+    assert toast.count() == 1
+    assert widget_value(front, oom, "pm_status") == ""
+    assert posted == []
+
+
+def test_shared_module_is_loaded_once_and_registers_nothing(front, comfy_url):
+    """Every .js under js/ is loaded as an extension: common.js is among them and adds no
+    extension of its own; the two node extensions are there."""
+    scripts = front.js("async () => (await (await fetch('/extensions')).json())")
+    ours = sorted(s.rsplit("/", 1)[1] for s in scripts if "/comfyui-prompt-media/" in s)
+    assert "common.js" in ours and "lora_chain.js" in ours and "oom_session.js" in ours
+    names = front.js("() => app.extensions.map(e => e.name)")
+    assert "PromptMedia.OOMSession" in names and "prompt_media.lora_chain" in names
+    assert not [n for n in names if "common" in n.lower()]
