@@ -111,10 +111,10 @@ def test_cap_is_refused_before_building_in_constant_time():
     text = "prompts: [a]\nvariations:\n" + "".join(
         f"  x{i}: {{type: sequential, values: {values}}}\n" for i in range(50))   # 100**50 jobs
     m = media(text)
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     with pytest.raises(PromptMediaError, match=r"expands to about 10\^100 jobs · 1 prompts × about 10\^100 variations × 1 seeds, more than max_jobs=10,000"):
         expand(m)
-    assert time.perf_counter() - t0 < 0.1
+    assert time.thread_time() - t0 < 0.1
     assert len(expand(media(SEED_DOC), max_jobs=6)) == 6
     with pytest.raises(PromptMediaError, match="max_jobs=5"):
         expand(media(SEED_DOC), max_jobs=5)
