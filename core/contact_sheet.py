@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, Iterable, Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import discard, fsync_dir, open_temp
-from .session import DEFAULT_ROOT, SessionPathError, ensure_inside, resolve_root
+from .session import DEFAULT_ROOT
 
 SHEET_STEM = "contact_sheet"
 ANIMATION_STEM = "session"
@@ -260,26 +260,6 @@ def recent_session_folders(output_dir: str, root: str = DEFAULT_ROOT, limit: int
 
     walk(tuple(p for p in re.split(r"[\\/]+", root) if p), 0)
     return found
-
-
-def session_folder_path(output_dir: str, folder: str) -> str:
-    """The absolute session folder for user text: relative to ``output_dir``, or absolute but
-    inside it. Refuses '..', paths outside the output directory and symlinks pointing out."""
-    text = (folder or "").strip()
-    if not text:
-        raise SessionPathError("no session folder given")
-    if ".." in re.split(r"[\\/]+", text):
-        raise SessionPathError(f"folder {text!r} contains '..'; it must stay inside the output "
-                               f"directory ({output_dir})")
-    if os.path.isabs(text):
-        if "\0" in text:
-            raise SessionPathError(f"folder {folder!r} contains a NUL byte")
-        path = ensure_inside(output_dir, text, what=f"folder {text!r}")
-    else:
-        path = resolve_root(output_dir, text)
-    if not os.path.isdir(path):
-        raise SessionPathError(f"session folder {text!r} does not exist in {output_dir}")
-    return path
 
 
 def is_own_output(name: str) -> bool:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Callable
 
 from .atomic import discard, publish_bytes, publish_temp, remove_stale_temps, write_json, write_temp
+from .paths import PathError, ensure_inside, path_inside
 
 DEFAULT_ROOT = "collections/images"
 STATE_DIR = os.path.join(".prompt_media", "sessions")
@@ -32,11 +33,6 @@ MAX_CLAIM_ATTEMPTS = 100_000
 
 NUMBERED_FILE = re.compile(r"^(\d+)_seed_(-?\d+)\.(?:png|json)$")
 _EXPANSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class SessionPathError(ValueError):
-    """A root or stored folder that would leave the output directory, or is malformed."""
 
 
 # --------------------------------------------------------------------------- naming
@@ -67,45 +63,29 @@ def session_folder(root_dir: str, started: datetime) -> str:
     return os.path.join(root_dir, *started.strftime(FOLDER_FORMAT).split("/"))
 
 
-# --------------------------------------------------------------------------- root safety
-
-def relative_parts(text: str, what: str, base: str) -> list[str]:
-    """The folder parts of user text that must name something inside ``base``; refuses NUL
-    bytes, absolute paths, drive letters (``C:\\x``, ``C:x``), UNC paths and '..' with a
-    message naming ``what``. '/' and '\\' are both separators; '.' and empty parts drop out."""
-    if not isinstance(text, str):
-        raise SessionPathError(f"{what} must be text, got {type(text).__name__}")
-    if "\0" in text:
-        raise SessionPathError(f"{what} {text!r} contains a NUL byte")
-    text = text.strip()
-    if text.startswith(("/", "\\")) or _DRIVE.match(text) or os.path.isabs(text):
-        raise SessionPathError(f"{what} {text!r} is absolute; it must be relative to {base}")
-    parts = [p for p in re.split(r"[\\/]+", text) if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise SessionPathError(f"{what} {text!r} contains '..'; it must stay inside {base}")
-    return parts
-
+# --------------------------------------------------------------------------- user-named folders
 
 def resolve_root(output_dir: str, root: str) -> str:
-    """Absolute folder for ``root`` (relative to ``output_dir``), refusing anything that could
-    leave it: '..', absolute paths, drive letters, UNC paths, NUL bytes, symlinks pointing out."""
+    """The absolute sessions root for the saver's ``root`` (relative to ``output_dir``), refusing
+    anything that could leave it (see core.paths)."""
     if isinstance(root, str) and not root.strip():
-        raise SessionPathError(f"root is empty; use a folder relative to the output directory, "
-                               f"e.g. {DEFAULT_ROOT!r}")
-    parts = relative_parts(root, "root", f"the output directory ({output_dir})")
-    if not parts:
-        raise SessionPathError(f"root {root!r} names no folder")
-    return ensure_inside(output_dir, os.path.join(output_dir, *parts), what=f"root {root!r}")
+        raise PathError(f"root is empty; use a folder relative to the output directory, "
+                        f"e.g. {DEFAULT_ROOT!r}")
+    return path_inside(output_dir, root, "root", where=f"the output directory ({output_dir})",
+                       folder=True)
 
 
-def ensure_inside(base: str, path: str, what: str = "path") -> str:
-    """``path`` if its real location (symlinks resolved) is inside ``base``; else an error."""
-    real_base = os.path.realpath(base)
-    real = os.path.realpath(path)
-    if os.path.commonpath([real_base, real]) != real_base:
-        raise SessionPathError(f"{what} resolves to {real}, outside {real_base} "
-                               "(a symlink pointing out?)")
-    return os.path.abspath(path)
+def session_folder_path(output_dir: str, folder: str) -> str:
+    """The existing session folder user text names: relative to ``output_dir``, or absolute but
+    inside it. Refuses '..', paths outside the output directory and symlinks pointing out."""
+    text = (folder or "").strip()
+    if not text:
+        raise PathError("no session folder given")
+    path = path_inside(output_dir, text, "folder", where=f"the output directory ({output_dir})",
+                       absolute_ok=True, folder=True)
+    if not os.path.isdir(path):
+        raise PathError(f"session folder {text!r} does not exist in {output_dir}")
+    return path
 
 
 # --------------------------------------------------------------------------- session state
@@ -129,7 +109,7 @@ class Session:
 
 def state_path(root_dir: str, expansion_id: str) -> str:
     if not isinstance(expansion_id, str) or not _EXPANSION_ID.match(expansion_id):
-        raise SessionPathError(f"expansion_id {expansion_id!r} is not a plain identifier")
+        raise PathError(f"expansion_id {expansion_id!r} is not a plain identifier")
     return os.path.join(root_dir, STATE_DIR, f"{expansion_id}.json")
 
 
@@ -140,10 +120,7 @@ def load_session(root_dir: str, expansion_id: str) -> Session | None:
     try:
         with open(path, "rb") as f:
             data = json.loads(f.read(1024 * 1024))
-        parts = relative_parts(data["folder"], "session folder", root_dir)
-        if not parts:
-            return None
-        full = ensure_inside(root_dir, os.path.join(root_dir, *parts))
+        full = path_inside(root_dir, data["folder"], "session folder", folder=True)
         return Session(expansion_id, root_dir, full,
                        datetime.strptime(data["started"], STARTED_FORMAT),
                        int(data.get("last_index", -1)), int(data.get("last_count", 0)))

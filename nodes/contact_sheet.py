@@ -14,8 +14,9 @@ import folder_paths
 from ..core.contact_sheet import (BACKGROUND, DEFAULT_BORDER, DEFAULT_CELL_SIZE, DEFAULT_FONT_SIZE,
                                   DEFAULT_FRAME_MS, DEFAULT_MAX_HEIGHT, DEFAULT_MAX_WIDTH,
                                   DEFAULT_ROW_SPACING, compose_session, recent_session_folders,
-                                  session_fingerprint, session_folder_path)
-from ..core.session import SessionPathError
+                                  session_fingerprint)
+from ..core.paths import PathError
+from ..core.session import session_folder_path
 from .host import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def _folder(session: str, folder: str | None) -> str:
     """The chosen session folder (absolute); ``folder`` text wins over the combo."""
     text = (folder or "").strip() or ("" if session == NO_SESSIONS else session)
     if not text:
-        raise SessionPathError("no session chosen: pick one in 'session' or give 'folder' "
+        raise PathError("no session chosen: pick one in 'session' or give 'folder' "
                                "(a folder inside ComfyUI's output directory)")
     return session_folder_path(folder_paths.get_output_directory(), text)
 
@@ -122,7 +123,7 @@ class PromptMediaContactSheet:
             return True
         try:
             _folder(session, folder)
-        except SessionPathError as e:
+        except PathError as e:
             return str(e)
         return True
 
@@ -130,7 +131,7 @@ class PromptMediaContactSheet:
     def IS_CHANGED(cls, session, folder=None, **_options):
         try:
             return session_fingerprint(_folder(session, folder))
-        except (SessionPathError, OSError):
+        except (PathError, OSError):
             return ""                            # the run reports the error
 
     def compose(self, session, sheet_format, animation, cell_size, border, row_spacing, max_width,

@@ -10,7 +10,8 @@ import folder_paths
 
 from ..core.generation_params import (MAX_SIDECAR_BYTES, GenerationParamsError, get_params_path,
                                       load_generation_params)
-from ..core.session import DEFAULT_ROOT, SessionPathError, ensure_inside, recent_sidecars, relative_parts
+from ..core.paths import PathError, ensure_inside, path_inside, relative_parts
+from ..core.session import DEFAULT_ROOT, recent_sidecars
 from .host import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,11 @@ def sidecar_path(image: str | None, path: str | None) -> str:
     """The sidecar file for the chosen entry or typed path; only inside the output directory."""
     text = (path or "").strip() or ("" if image in (None, NONE_CHOICE) else str(image).strip())
     if not text:
-        raise SessionPathError("choose a sidecar or type the path of an image / .json under the "
-                               "output directory")
-    if "\0" in text:
-        raise SessionPathError(f"path {text!r} contains a NUL byte")
+        raise PathError("choose a sidecar or type the path of an image / .json under the "
+                        "output directory")
     output_dir = folder_paths.get_output_directory()
-    full = text if os.path.isabs(text) else os.path.join(
-        output_dir, *relative_parts(text, "path", f"the output directory ({output_dir})"))
+    full = path_inside(output_dir, text, "path", where=f"the output directory ({output_dir})",
+                       absolute_ok=True)
     # checked on the .json itself: "." would otherwise give <output>.json beside the output
     # folder, and a .json symlink pointing out hides behind an ordinary image name
     return ensure_inside(output_dir, get_params_path(full), what=f"path {text!r}")
@@ -101,7 +100,7 @@ def _model_name(p: dict, json_path: str) -> str:
         raise GenerationParamsError(json_path, f"parameters.model_name must be text, found {name!r:.60}")
     try:       # a file name inside models/checkpoints, never a path out of it
         relative_parts(name, "parameters.model_name", "models/checkpoints")
-    except SessionPathError as e:
+    except PathError as e:
         raise GenerationParamsError(json_path, str(e)) from None
     return name
 
@@ -178,7 +177,7 @@ class PromptMediaLoadParams:
         try:
             json_path, data = read_params(image, path)
             outputs_from(data, json_path)
-        except (GenerationParamsError, SessionPathError) as e:
+        except (GenerationParamsError, PathError) as e:
             return str(e)
         return True
 

@@ -7,8 +7,8 @@ from functools import lru_cache
 import comfy.samplers
 
 from ..core.errors import PromptMediaError
+from ..core.paths import PathError, relative_parts
 from ..core.schema import PromptMedia, load_prompt_media, read_text_file, sha256_text
-from ..core.session import SessionPathError, relative_parts
 from .host import CATEGORY, prompt_media_files, prompt_media_path, register_prompt_media_folder
 
 INLINE_SOURCE = "prompt_media.yaml"   # the name inline yaml_text gets (errors, session copy)
@@ -24,7 +24,7 @@ def read_source(file: str, yaml_text: str | None) -> tuple[str, str]:
         raise PromptMediaError("no file chosen and yaml_text is empty", source=INLINE_SOURCE, field="file")
     try:       # ComfyUI would quietly map '../../x.yaml' to x.yaml in the folder: refuse instead
         relative_parts(file, "file", "input/prompt_media/")
-    except SessionPathError as e:
+    except PathError as e:
         raise PromptMediaError(str(e), source="input/prompt_media", field="file") from None
     path = prompt_media_path(file)
     if path is None:

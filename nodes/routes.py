@@ -72,5 +72,5 @@ async def post_session(request: web.Request) -> web.Response:
     try:
         body = await request.json()
         return web.json_response(session_info(body["prompt"], str(body["node_id"])))
-    except (PromptMediaError, SessionLookupError, KeyError, TypeError, ValueError) as e:  # incl. SessionPathError
+    except (PromptMediaError, SessionLookupError, KeyError, TypeError, ValueError) as e:  # incl. PathError
         return web.json_response({"error": str(e)}, status=400)

@@ -8,7 +8,8 @@ from PIL import Image
 
 from prompt_media_pkg.core import contact_sheet as cs
 from prompt_media_pkg.core import atomic
-from prompt_media_pkg.core.session import SessionPathError
+from prompt_media_pkg.core.paths import PathError
+from prompt_media_pkg.core.session import session_folder_path
 from prompt_media_pkg.tests.synthetic_session import write_session
 
 PROMPTS = ["a lighthouse on a cliff at dawn", "portrait of an old fisherman", "a bowl of fruit"]
@@ -397,12 +398,12 @@ def test_session_folder_path_stays_inside_the_output_directory(tmp_path):
     session.mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", out / "link")
-    assert cs.session_folder_path(str(out), "collections/images/2025/10/12/1430") == str(session)
-    assert cs.session_folder_path(str(out), str(session)) == str(session)
+    assert session_folder_path(str(out), "collections/images/2025/10/12/1430") == str(session)
+    assert session_folder_path(str(out), str(session)) == str(session)
     for bad, message in [("../elsewhere", r"'\.\.'"), (str(tmp_path / "elsewhere"), "outside"),
                          ("link", "outside"), ("", "no session folder"), ("collections/nope", "does not exist")]:
-        with pytest.raises(SessionPathError, match=message):
-            cs.session_folder_path(str(out), bad)
+        with pytest.raises(PathError, match=message):
+            session_folder_path(str(out), bad)
 
 
 def test_fingerprint_changes_with_new_images_but_not_with_our_composites(tmp_path):

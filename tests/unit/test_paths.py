@@ -9,8 +9,9 @@ from datetime import datetime
 import pytest
 
 from prompt_media_pkg.core import session as s
-from prompt_media_pkg.core.contact_sheet import session_folder_path
 from prompt_media_pkg.core.lora_names import LoraNameError, plan_chain, resolve_lora_name
+from prompt_media_pkg.core.paths import PathError, relative_parts
+from prompt_media_pkg.core.session import session_folder_path
 
 T0 = datetime(2025, 10, 13, 14, 58, 7)
 
@@ -50,22 +51,22 @@ def files_under(path) -> list[str]:
 
 @pytest.mark.parametrize("text, words", ESCAPES)
 def test_relative_parts_refuses_every_escape_form_by_name(text, words):
-    with pytest.raises(s.SessionPathError) as err:
-        s.relative_parts(text, "file", "input/prompt_media/")
+    with pytest.raises(PathError) as err:
+        relative_parts(text, "file", "input/prompt_media/")
     assert words in str(err.value) and str(err.value).startswith("file ")
 
 
 def test_relative_parts_keeps_ordinary_names():
-    assert s.relative_parts("sub\\dir/./x.yaml", "file", "f") == ["sub", "dir", "x.yaml"]
-    assert s.relative_parts("a..b/c...yaml", "file", "f") == ["a..b", "c...yaml"]   # dots inside names are fine
-    with pytest.raises(s.SessionPathError, match="must be text"):
-        s.relative_parts(["x"], "file", "f")
+    assert relative_parts("sub\\dir/./x.yaml", "file", "f") == ["sub", "dir", "x.yaml"]
+    assert relative_parts("a..b/c...yaml", "file", "f") == ["a..b", "c...yaml"]   # dots inside names are fine
+    with pytest.raises(PathError, match="must be text"):
+        relative_parts(["x"], "file", "f")
 
 
 @pytest.mark.parametrize("root, words", ESCAPES + [("", "empty"), ("  ", "empty"), ("./.", "names no folder")])
 def test_saver_root_refused_with_a_clear_message(tree, root, words):
     out, canary = tree
-    with pytest.raises(s.SessionPathError) as err:
+    with pytest.raises(PathError) as err:
         s.resolve_root(str(out), root)
     assert words in str(err.value) and "root" in str(err.value)
 
@@ -73,7 +74,7 @@ def test_saver_root_refused_with_a_clear_message(tree, root, words):
 def test_root_through_a_symlink_pointing_out_is_refused(tree):
     out, canary = tree
     (out / "link").symlink_to(canary)
-    with pytest.raises(s.SessionPathError, match="outside"):
+    with pytest.raises(PathError, match="outside"):
         s.resolve_root(str(out), "link/images")
     (out / "inner").mkdir()
     (out / "ok").symlink_to(out / "inner")             # a link that stays inside is fine
@@ -87,7 +88,7 @@ def test_session_never_creates_folders_through_a_dated_symlink_pointing_out(tree
     root = s.resolve_root(str(out), "collections/images")
     os.makedirs(root)
     os.symlink(canary, os.path.join(root, "2025"))
-    with pytest.raises(s.SessionPathError, match="outside"):
+    with pytest.raises(PathError, match="outside"):
         s.open_or_continue(root, "exp", 0, now=lambda: T0)
     assert files_under(canary) == ["secret.json"]
 
@@ -112,7 +113,7 @@ def test_recorded_session_folder_pointing_out_is_not_continued(tree):
 
 @pytest.mark.parametrize("expansion_id", ["../x", "a/b", "", "x" * 200, "a\0b", "C:x", ".."])
 def test_expansion_id_is_never_a_path(tmp_path, expansion_id):
-    with pytest.raises(s.SessionPathError, match="plain identifier"):
+    with pytest.raises(PathError, match="plain identifier"):
         s.state_path(str(tmp_path), expansion_id)
 
 
@@ -191,17 +192,17 @@ def test_lora_names_that_resolve_are_list_entries():
                                     "x/../../canary"])
 def test_contact_sheet_folder_outside_output_is_refused(tree, folder):
     out, canary = tree
-    with pytest.raises(s.SessionPathError):
+    with pytest.raises(PathError):
         session_folder_path(str(out), folder)
 
 
 def test_contact_sheet_folder_absolute_outside_or_through_a_link_is_refused(tree):
     out, canary = tree
-    with pytest.raises(s.SessionPathError, match="outside"):
+    with pytest.raises(PathError, match="outside"):
         session_folder_path(str(out), str(canary))
     (out / "link").symlink_to(canary)
     for text in ("link", str(out / "link")):
-        with pytest.raises(s.SessionPathError, match="outside"):
+        with pytest.raises(PathError, match="outside"):
             session_folder_path(str(out), text)
     (out / "ok").mkdir()
     assert session_folder_path(str(out), str(out / "ok")) == str(out / "ok")

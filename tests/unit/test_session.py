@@ -5,6 +5,7 @@ from datetime import datetime
 import pytest
 
 from prompt_media_pkg.core import session as s
+from prompt_media_pkg.core.paths import PathError
 
 T0 = datetime(2025, 10, 13, 14, 58, 7)
 T1 = datetime(2025, 10, 13, 15, 2, 0)
@@ -33,7 +34,7 @@ def test_session_folder_layout(tmp_path):
 @pytest.mark.parametrize("root", ["../x", "a/../../x", "/etc", "\\\\server\\share", "//server/share",
                                   "C:\\x", "c:x", "a\0b", "", "  ", "./.", "a\\..\\..\\x"])
 def test_root_escapes_refused(tmp_path, root):
-    with pytest.raises(s.SessionPathError):
+    with pytest.raises(PathError):
         s.resolve_root(str(tmp_path), root)
 
 
@@ -41,7 +42,7 @@ def test_root_symlink_pointing_out_refused(tmp_path):
     out, elsewhere = tmp_path / "output", tmp_path / "elsewhere"
     out.mkdir(), elsewhere.mkdir()
     (out / "link").symlink_to(elsewhere)
-    with pytest.raises(s.SessionPathError, match="outside"):
+    with pytest.raises(PathError, match="outside"):
         s.resolve_root(str(out), "link/images")
 
 
@@ -106,7 +107,7 @@ def test_corrupt_or_escaping_state_opens_new_session(tmp_path):
 
 
 def test_bad_expansion_id_refused(tmp_path):
-    with pytest.raises(s.SessionPathError):
+    with pytest.raises(PathError):
         s.state_path(str(tmp_path), "../../x")
 
 
