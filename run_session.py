@@ -4,7 +4,7 @@
     python run_session.py my_prompts.yaml --comfyui ~/ComfyUI --checkpoint model.safetensors
     python run_session.py my_prompts.yaml --server http://127.0.0.1:8188 --checkpoint model.safetensors
     python run_session.py my_prompts.yaml --server ... --checkpoint ... --resume
-    python run_session.py --compose output/collections/images/2026/11/22/0142
+    python run_session.py --compose-only ~/ComfyUI/output/collections/images/2026/11/22/0142
 
 With --comfyui it starts that ComfyUI (with this extension) and stops it afterwards; with --server
 it uses one that is running. The YAML file is uploaded into ComfyUI's input/prompt_media/ and the
@@ -12,8 +12,7 @@ session is queued as one prompt per job through the project's API workflow
 (workflows/api/prompt_media_session.json), so every image is saved as soon as it is made and an
 interrupted session resumes with --resume. Progress is read from ComfyUI's websocket.
 
-Standard library only, plus PyYAML for checking the file before anything starts (ComfyUI's own
-environment has it). Exit codes: 0 done, 1 a job failed, 2 bad input (file or workflow refused),
+Runs with ComfyUI's python (it needs PyYAML and aiohttp, which ComfyUI's environment has). Exit codes: 0 done, 1 a job failed, 2 bad input (file or workflow refused),
 3 ComfyUI did not start, 130 interrupted.
 """
 from __future__ import annotations
@@ -34,7 +33,6 @@ from core.schema import load_prompt_media_file  # noqa: E402
 from runner.comfy_client import ComfyClient, ComfyError  # noqa: E402
 
 WORKFLOW = REPO / "workflows" / "api" / "prompt_media_session.json"
-EXTENSION_NAME = "comfyui-prompt-media"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -165,10 +163,19 @@ def run_session(client: ComfyClient, args: argparse.Namespace) -> int:
 
 
 def compose_only(folder: str) -> int:
+    """(Re)writes the contact sheet and animation of a session folder; prints their paths."""
     from core.contact_sheet import compose_session
-    result = compose_session(folder, sheet=True, animation=True)
-    for written in getattr(result, "written", []) or []:
-        print(written)
+    try:
+        result = compose_session(folder, sheet=True, animation=True)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in result.summary().splitlines()[1:]:        # skipped images and notes
+        print(line, file=sys.stderr)
+    if not result.images:
+        return 2
+    for written in result.sheets + ([result.animation] if result.animation else []):
+        print(os.path.abspath(written))
     return 0
 
 
@@ -180,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.comfyui:
             from runner.comfy_server import InstalledComfyServer, ServerError
-            server = InstalledComfyServer(args.comfyui, args.python, REPO, EXTENSION_NAME,
-                                          port=args.port, extra_args=args.comfyui_arg)
+            server = InstalledComfyServer(args.comfyui, args.python, REPO, port=args.port, extra_args=args.comfyui_arg)
             print(f"starting ComfyUI in {args.comfyui} ...", file=sys.stderr)
             try:
                 server.start()

@@ -3,8 +3,8 @@
     python3 benchmarks/bench_session.py [--comfyui /tmp/comfy --python /tmp/comfyenv/bin/python]
                                         [--ports 8250-8259] [--only 1,2,3,4,5] [--quick]
 
-Any python3 >= 3.10 runs this driver (standard library only); the ComfyUI host is --comfyui /
---python or COMFYUI_PATH / COMFYUI_PYTHON. It uses the project's tiny test checkpoint and LoRAs
+Any python >= 3.10 with aiohttp (ComfyUI's own, or the test venv) runs this driver; the ComfyUI
+host is --comfyui / --python or COMFYUI_PATH / COMFYUI_PYTHON. It uses the project's tiny test checkpoint and LoRAs
 (tests/fixtures/make_test_models.py) at 64x64, 2 steps, so our overhead is magnified, and starts
 real ComfyUI servers with this repository linked in (runner/host_setup.py, as the host tests do).
 

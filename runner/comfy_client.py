@@ -1,7 +1,7 @@
-"""A small client for a running ComfyUI server: HTTP API + websocket, standard library only.
+"""A small client for a running ComfyUI server: its HTTP API (urllib) and websocket (aiohttp).
 
-Used by the host tests, the headless runner and the benchmarks, so it must not import anything
-outside the standard library (it runs under any python3, not only ComfyUI's).
+Used by the host tests, the headless runner and the benchmarks. It needs aiohttp, which ComfyUI's
+own environment ships (the CLI runs with ComfyUI's python; the test venv pins it).
 
     client = ComfyClient("http://127.0.0.1:8188")
     result = client.run(api_prompt, timeout=120)        # POST /prompt, wait for the end
@@ -17,18 +17,18 @@ reach clients only that way (an ExecutionBlocker's message, progress, ``executed
 """
 from __future__ import annotations
 
-import base64
+import asyncio
 import json
-import os
-import socket
-import struct
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
+
+import aiohttp
 
 DEFAULT_URL = "http://127.0.0.1:8188"
 BLOCKED_TYPE = "ExecutionBlocked"     # exception_type ComfyUI gives an ExecutionBlocker's message
@@ -41,131 +41,56 @@ class ComfyError(RuntimeError):
 # ----------------------------------------------------------------------------- websocket
 
 class WebSocket:
-    """Minimal RFC 6455 client: handshake, text/binary frames in, masked frames out.
-
-    No extensions (ComfyUI does not compress unless asked). ``recv`` keeps a byte buffer so a
-    timeout in the middle of a frame loses nothing.
-    """
+    """ComfyUI's ``/ws`` through aiohttp's client, used synchronously: each call runs this
+    socket's own event loop until it returns (aiohttp checks the handshake and answers pings)."""
 
     def __init__(self, url: str, timeout: float = 10.0):
-        u = urllib.parse.urlsplit(url)
-        if u.scheme != "ws":
-            raise ComfyError(f"only ws:// URLs are supported, got {url!r}")
-        host, port = u.hostname or "127.0.0.1", u.port or 80
-        path = u.path or "/"
-        if u.query:
-            path += "?" + u.query
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self._buf = b""
-        self._parts: list[bytes] = []
-        self._part_opcode = 0
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        while b"\r\n\r\n" not in self._buf:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ComfyError("websocket handshake: connection closed")
-            self._buf += chunk
-        head, self._buf = self._buf.split(b"\r\n\r\n", 1)
-        status = head.split(b"\r\n", 1)[0]
-        if b" 101 " not in status + b" ":
-            raise ComfyError(f"websocket handshake refused: {status.decode(errors='replace')}")
+        self._loop = asyncio.new_event_loop()
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        try:
+            self._loop.run_until_complete(asyncio.wait_for(self._connect(url), timeout))
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            self.close()
+            raise ComfyError(f"websocket {url}: {e or type(e).__name__}") from e
 
-    def _send(self, opcode: int, payload: bytes = b"") -> None:
-        mask = os.urandom(4)
-        n = len(payload)
-        head = bytes([0x80 | opcode])
-        if n < 126:
-            head += bytes([0x80 | n])
-        elif n < 1 << 16:
-            head += bytes([0x80 | 126]) + struct.pack("!H", n)
-        else:
-            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(head + mask + masked)
-
-    def send_text(self, text: str) -> None:
-        self._send(0x1, text.encode())
-
-    def _frame(self) -> tuple[bool, int, bytes] | None:
-        """One complete frame from the buffer, or None when more bytes are needed."""
-        b = self._buf
-        if len(b) < 2:
-            return None
-        fin, opcode, masked, n = b[0] & 0x80, b[0] & 0x0F, b[1] & 0x80, b[1] & 0x7F
-        pos = 2
-        if n == 126:
-            if len(b) < 4:
-                return None
-            n, pos = struct.unpack("!H", b[2:4])[0], 4
-        elif n == 127:
-            if len(b) < 10:
-                return None
-            n, pos = struct.unpack("!Q", b[2:10])[0], 10
-        mask = b""
-        if masked:
-            mask, pos = b[pos:pos + 4], pos + 4
-        if len(b) < pos + n:
-            return None
-        payload, self._buf = b[pos:pos + n], b[pos + n:]
-        if masked:
-            payload = bytes(x ^ mask[i % 4] for i, x in enumerate(payload))
-        return bool(fin), opcode, payload
+    async def _connect(self, url: str) -> None:
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(url, max_msg_size=0)     # 0: no size limit
 
     def recv(self, timeout: float | None) -> tuple[str, Any]:
         """Next message as ("text", str) / ("binary", bytes) / ("close", b"").
 
-        Raises ``TimeoutError`` when nothing complete arrives within ``timeout`` seconds.
+        Raises ``TimeoutError`` when nothing arrives within ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            frame = self._frame()
-            if frame is None:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError("no websocket message")
-                self.sock.settimeout(left)
-                try:
-                    chunk = self.sock.recv(1 << 16)
-                except socket.timeout:
-                    raise TimeoutError("no websocket message") from None
-                if not chunk:
-                    return "close", b""
-                self._buf += chunk
-                continue
-            fin, opcode, payload = frame
-            if opcode == 0x9:                       # ping
-                self._send(0xA, payload)
-                continue
-            if opcode == 0xA:                       # pong
-                continue
-            if opcode == 0x8:
-                return "close", payload
-            if opcode in (0x1, 0x2):
-                self._part_opcode, self._parts = opcode, [payload]
-            elif opcode == 0x0:
-                self._parts.append(payload)
-            if not fin:
-                continue
-            data = b"".join(self._parts)
-            self._parts = []
-            if self._part_opcode == 0x1:
-                return "text", data.decode("utf-8", errors="replace")
-            return "binary", data
+        try:
+            msg = self._loop.run_until_complete(self._ws.receive(timeout))
+        except asyncio.TimeoutError:          # not the builtin TimeoutError before Python 3.11
+            raise TimeoutError("no websocket message") from None
+        except aiohttp.ClientError:
+            return "close", b""
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            return "text", msg.data
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            return "binary", msg.data
+        return "close", b""                   # CLOSE, CLOSING, CLOSED or ERROR
 
     def close(self) -> None:
+        if self._loop.is_closed():
+            return
         try:
-            self._send(0x8, struct.pack("!H", 1000))
-        except OSError:
+            for task in asyncio.all_tasks(self._loop):    # a receive cut short by Ctrl-C
+                task.cancel()
+            if self._ws is not None:
+                self._loop.run_until_complete(self._ws.close())
+            if self._session is not None:
+                self._loop.run_until_complete(self._session.close())
+        except (aiohttp.ClientError, asyncio.CancelledError, OSError, RuntimeError):
             pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        finally:
+            self._loop.close()
 
-    def __enter__(self) -> "WebSocket":
+    def __enter__(self) -> WebSocket:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -354,7 +279,8 @@ class ComfyClient:
 
     def websocket(self, timeout: float = 10.0) -> WebSocket:
         u = urllib.parse.urlsplit(self.base_url)
-        return WebSocket(f"ws://{u.netloc}/ws?clientId={self.client_id}", timeout=timeout)
+        scheme = "wss" if u.scheme == "https" else "ws"
+        return WebSocket(f"{scheme}://{u.netloc}{u.path}/ws?clientId={self.client_id}", timeout=timeout)
 
     def events(self, ws: WebSocket, timeout: float) -> Iterator[tuple[str, dict]]:
         """(type, data) of JSON events until ``timeout`` seconds pass without one (binary

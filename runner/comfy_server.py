@@ -1,4 +1,4 @@
-"""Start and stop a headless CPU ComfyUI for tests and benchmarks (standard library only).
+"""Start and stop a headless CPU ComfyUI for tests and benchmarks.
 
     server = ComfyServer(comfyui_path="/tmp/comfy", python="/tmp/comfyenv/bin/python",
                          base_dir="/tmp/pm-base", extensions={"comfyui-prompt-media": repo},
@@ -28,6 +28,7 @@ from pathlib import Path
 from .comfy_client import ComfyClient
 
 ATTENTION_FLAG = "--use-pytorch-cross-attention"   # 2.5x faster than ComfyUI's CPU default
+EXTENSION_NAME = "comfyui-prompt-media"              # this repository's folder name in custom_nodes/
 
 
 class ServerError(RuntimeError):
@@ -265,8 +266,8 @@ class InstalledComfyServer(ComfyServer):
     ``--extra-model-paths-config`` file (a ``custom_nodes`` entry) in a temporary folder that also
     holds the log."""
 
-    def __init__(self, comfyui_path, python, extension_dir, extension_name: str, *, port=None,
-                 extra_args=None, startup_timeout: float = 300.0):
+    def __init__(self, comfyui_path, python, extension_dir, extension_name: str = EXTENSION_NAME, *,
+                 port=None, extra_args=None, startup_timeout: float = 300.0):
         import tempfile
         super().__init__(comfyui_path, python, tempfile.mkdtemp(prefix="prompt-media-run-"), port=port,
                          extensions={extension_name: extension_dir}, extra_args=extra_args,

@@ -1,5 +1,5 @@
 """The host this repository is tested and benchmarked against: ComfyUI + its python, the
-project's tiny test models, and servers with this repository linked in (standard library only).
+project's tiny test models, and servers with this repository linked in.
 
 Shared by the host/browser test fixtures (tests/host/harness.py) and the benchmarks
 (benchmarks/), so both start ComfyUI exactly the same way:
@@ -19,10 +19,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .comfy_server import ComfyServer, ServerError
+from .comfy_server import EXTENSION_NAME, ComfyServer, ServerError
 
 REPO = Path(__file__).resolve().parents[1]
-EXTENSION_NAME = "comfyui-prompt-media"
 MAKE_MODELS = REPO / "tests" / "fixtures" / "make_test_models.py"
 
 

@@ -1,127 +1,154 @@
-"""runner/comfy_client.py without ComfyUI: websocket framing against a tiny local server, and
-how RunResult reads ComfyUI's messages (blocked vs real errors, rejections)."""
+"""runner/comfy_client.py without ComfyUI: the websocket and /history fallback of ``run`` against
+a small aiohttp stand-in for ComfyUI's routes, and how RunResult reads ComfyUI's messages (blocked vs
+real errors, rejections)."""
 from __future__ import annotations
 
-import base64
-import hashlib
+import asyncio
 import json
 import socket
-import struct
 import threading
 
 import pytest
-
-from prompt_media_pkg.runner.comfy_client import BLOCKED_TYPE, RunResult, WebSocket
-
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    n = len(payload)
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if n < 126:
-        head += bytes([n])
-    elif n < 1 << 16:
-        head += bytes([126]) + struct.pack("!H", n)
-    else:
-        head += bytes([127]) + struct.pack("!Q", n)
-    return head + payload
+from aiohttp import web
+from prompt_media_pkg.runner.comfy_client import (
+    BLOCKED_TYPE,
+    ComfyClient,
+    ComfyError,
+    RunResult,
+    WebSocket,
+)
 
 
-def read_client_frame(conn: socket.socket) -> tuple[int, bytes]:
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            buf += conn.recv(n - len(buf))
-        return buf
-    b0, b1 = exact(2)
-    assert b1 & 0x80, "client frames must be masked"
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", exact(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", exact(8))[0]
-    mask = exact(4)
-    return b0 & 0x0F, bytes(x ^ mask[i % 4] for i, x in enumerate(exact(n)))
+class FakeComfy:
+    """POST /prompt, GET /history/<id> and /ws as ComfyUI answers them, on a thread of its own.
+    ``events`` is what /ws sends after a prompt is posted; ``ws_status`` refuses the upgrade."""
+
+    def __init__(self, events=(), ws_status=None):
+        self.events, self.ws_status = list(events), ws_status
+        self.history: dict = {}
+        self.sockets: list = []
+        self.loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/prompt", self.prompt)
+        app.router.add_get("/history/{pid}", self.get_history)
+        app.router.add_get("/ws", self.ws)
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.posted = asyncio.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    async def prompt(self, request):
+        self.history["p1"] = {"status": {"status_str": "success", "messages": []},
+                              "outputs": {"9": {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}]}}}
+        self.posted.set()
+        return web.json_response({"prompt_id": "p1", "number": 0, "node_errors": {}})
+
+    async def get_history(self, request):
+        pid = request.match_info["pid"]
+        return web.json_response({pid: self.history[pid]} if pid in self.history else {})
+
+    async def ws(self, request):
+        if self.ws_status:
+            return web.Response(status=self.ws_status)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_bytes(b"\x00\x00\x00\x01preview")
+        if self.events:
+            await self.posted.wait()
+        for event in self.events:
+            await ws.send_str(json.dumps(event))
+        async for _ in ws:                    # stays open, like ComfyUI's, until closed
+            pass
+        return ws
+
+    def drop_sockets(self):
+        """Close every /ws connection from the server's side (the client answers the close)."""
+        async def drop():
+            for ws in self.sockets:
+                await ws.close()
+        asyncio.run_coroutine_threadsafe(drop(), self.loop)
+
+    def close(self):
+        if self.loop.is_running():
+            async def stop():
+                for ws in self.sockets:
+                    await ws.close()
+                await self.runner.cleanup()
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
 
 
 @pytest.fixture
-def ws_server():
-    """Accepts one websocket client, sends the frames given to it (in small chunks), records pongs."""
+def fake_comfy():
+    servers = []
+
+    def make(**kw):
+        servers.append(FakeComfy(**kw))
+        return servers[-1]
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_run_keeps_this_prompts_events_and_ends_on_its_end_signal(fake_comfy):
+    srv = fake_comfy(events=[
+        {"type": "executing", "data": {"node": "3", "prompt_id": "other"}},
+        {"type": "progress", "data": {"value": 1, "max": 2, "node": "3", "prompt_id": "p1"}},
+        {"type": "execution_error", "data": {"prompt_id": "p1", "node_id": "4", "exception_type": BLOCKED_TYPE,
+                                             "exception_message": "stop here"}},
+        {"type": "executing", "data": {"node": None, "prompt_id": "p1"}},
+    ])
+    result = ComfyClient(srv.url).run({"1": {}}, timeout=10)
+    assert result.status == "success" and result.prompt_id == "p1"
+    assert [k for k, _ in result.events] == ["progress", "execution_error", "executing"]
+    assert result.blocked == ["stop here"] and result.error is None
+    assert [i["filename"] for i in result.images] == ["a.png"]
+    assert result.wall_s < 5                   # ended on the websocket signal, not a timeout
+
+
+def test_run_falls_back_to_history_when_the_websocket_is_refused(fake_comfy):
+    srv = fake_comfy(ws_status=404)
+    with pytest.raises(ComfyError, match="404"):
+        ComfyClient(srv.url).websocket()
+    result = ComfyClient(srv.url).run({"1": {}}, timeout=10)
+    assert result.status == "success" and result.events == []
+    assert [i["filename"] for i in result.images] == ["a.png"]
+
+
+def test_websocket_with_a_wrong_accept_key_is_refused():
+    """The handshake's Sec-WebSocket-Accept is checked (the hand-written client did not)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
-    state = {"send": [], "pong": None, "done": threading.Event()}
-    ready = threading.Event()
 
     def serve():
         conn, _ = srv.accept()
-        req = b""
-        while b"\r\n\r\n" not in req:
-            req += conn.recv(1024)
-        key = [ln.split(b":", 1)[1].strip() for ln in req.split(b"\r\n") if ln.lower().startswith(b"sec-websocket-key")][0]
-        accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
+        conn.recv(4096)
         conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-        ready.wait(5)
-        data = b"".join(state["send"])
-        for i in range(0, len(data), 7):          # split frames across TCP reads
-            conn.sendall(data[i:i + 7])
-        if state.get("expect_pong"):
-            state["pong"] = read_client_frame(conn)
-        state["close"] = read_client_frame(conn)
-        conn.close()
-        state["done"].set()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield srv.getsockname()[1], state, ready
-    t.join(5)
-    srv.close()
-
-
-def test_websocket_reads_text_binary_fragmented_and_long_frames(ws_server):
-    port, state, ready = ws_server
-    long_text = json.dumps({"type": "executed", "data": {"x": "y" * 70_000}})
-    state["send"] = [
-        frame(0x1, b'{"type": "status"}'),
-        frame(0x2, b"\x00\x00\x00\x01PNGDATA"),
-        frame(0x9, b"hi"),                                   # ping: answered with a pong
-        frame(0x1, b'{"type": "exec', fin=False), frame(0x0, b'uting"}'),
-        frame(0x1, b"m" * 300),                              # 16-bit length
-        frame(0x1, long_text.encode()),                      # 64-bit length
-    ]
-    state["expect_pong"] = True
-    ws = WebSocket(f"ws://127.0.0.1:{port}/ws?clientId=abc", timeout=5)
-    ready.set()
-    assert ws.recv(5) == ("text", '{"type": "status"}')
-    assert ws.recv(5) == ("binary", b"\x00\x00\x00\x01PNGDATA")
-    assert ws.recv(5) == ("text", '{"type": "executing"}')
-    assert ws.recv(5) == ("text", "m" * 300)
-    assert ws.recv(5) == ("text", long_text)
-    with pytest.raises(TimeoutError):
-        ws.recv(0.2)
-    ws.close()
-    assert state["done"].wait(5)
-    assert state["pong"] == (0xA, b"hi")
-    assert state["close"][0] == 0x8
-
-
-def test_websocket_refused_handshake_is_an_error():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-
-    def serve():
-        conn, _ = srv.accept()
-        conn.recv(1024)
-        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                     b"Sec-WebSocket-Accept: bm90IHRoZSByaWdodCBrZXk=\r\n\r\n")
+        conn.recv(4096)
         conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
-    with pytest.raises(Exception, match="refused"):
-        WebSocket(f"ws://127.0.0.1:{srv.getsockname()[1]}/ws")
+    with pytest.raises(ComfyError):
+        WebSocket(f"ws://127.0.0.1:{srv.getsockname()[1]}/ws", timeout=5)
     srv.close()
+
+
+def test_websocket_recv_times_out_and_reports_close(fake_comfy):
+    srv = fake_comfy()
+    with ComfyClient(srv.url).websocket() as ws:
+        assert ws.recv(5) == ("binary", b"\x00\x00\x00\x01preview")
+        with pytest.raises(TimeoutError):
+            ws.recv(0.2)
+        srv.drop_sockets()                    # after a timeout the socket still reads
+        assert ws.recv(5)[0] == "close"
 
 
 def _blocked(node):
