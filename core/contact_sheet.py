@@ -14,7 +14,6 @@ sidecar): ``contact_sheet.<ext>`` for a one-page sheet, ``contact_sheet_01.<ext>
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections import Counter
@@ -25,7 +24,8 @@ from typing import BinaryIO, Callable, Iterable, Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import discard, fsync_dir, open_temp
-from .session import DEFAULT_ROOT
+from .session import NUMBERED_FILE
+from .sidecar import GenerationParamsError, Sidecar, read_sidecar
 
 SHEET_STEM = "contact_sheet"
 ANIMATION_STEM = "session"
@@ -43,7 +43,6 @@ DEFAULT_ANIMATION_SIZE = 384
 MIN_CELL_SIZE = 48            # cells shrink to fit max_width down to this, then columns wrap into bands
 MIN_PAGE_WIDTH = 480          # room for the header and prompt labels of narrow grids
 MAX_LABEL_LINES = 3           # column labels wrap onto at most this many lines
-MAX_SIDECAR_BYTES = 1 << 20   # a sidecar is a few KB; anything bigger is not ours
 
 BACKGROUND = (32, 32, 32)
 LETTERBOX = (0, 0, 0)         # fills the cell around an image of another aspect ratio
@@ -53,9 +52,7 @@ MUTED = (160, 160, 160)
 SEPARATOR = " · "
 
 _OWN_OUTPUT = re.compile(rf"^(?:{SHEET_STEM}(?:_\d+)?|{ANIMATION_STEM})\.[a-z]+$", re.IGNORECASE)
-_SIDECAR_NAME = re.compile(r"^\d+_seed_-?\d+\.json$")
 _SPACES = re.compile(r"\s+")
-_FOLDER_PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"), re.compile(r"\d{4}"))
 
 
 # ----------------------------------------------------------------------------- data
@@ -159,45 +156,22 @@ class ComposeResult:
 
 # ----------------------------------------------------------------------------- reading
 
-def _int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} is {value!r}, expected an integer")
-    return value
-
-
-def _read_sidecar(path: str, name: str, image_path: str, size: tuple[int, int]) -> SessionImage:
-    """Raises ValueError naming the field when the sidecar cannot place the image."""
-    if os.path.getsize(path) > MAX_SIDECAR_BYTES:
-        raise ValueError("sidecar larger than 1 MiB, not a prompt-media sidecar")
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"sidecar is not valid JSON (line {e.lineno}: {e.msg})") from None
-    if not isinstance(data, dict):
-        raise ValueError("sidecar is not a JSON object")
-    oom = data.get("oom")
-    if not isinstance(oom, dict):
-        raise ValueError("sidecar has no 'oom' object")
-    params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
-    session = data.get("session") if isinstance(data.get("session"), dict) else {}
-    seed = params.get("seed")
-    values = oom.get("variation_values")
-    variation_index = _int(oom.get("variation_index"), "oom.variation_index")
-    per_prompt = oom.get("variations_per_prompt")
+def _session_image(sidecar: Sidecar, name: str, size: tuple[int, int]) -> SessionImage:
+    """The sidecar's place in the grid; GenerationParamsError naming the field when it has none."""
+    oom = sidecar.oom
+    if oom is None:
+        raise GenerationParamsError(sidecar.path, "sidecar has no 'oom' object")
+    if sidecar.count is None:
+        raise GenerationParamsError(sidecar.path, f"task_id is {sidecar.task_id!r}, expected a number")
+    place = {key: getattr(oom, key) for key in ("seed_index", "prompt_index", "variation_index")}
+    for key, value in place.items():
+        if value is None:
+            raise GenerationParamsError(sidecar.path, f"oom.{key} is missing")
     return SessionImage(
-        path=image_path, name=name, size=size,
-        task_id=_int(data.get("task_id"), "task_id"),
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        seed_index=_int(oom.get("seed_index"), "oom.seed_index"),
-        prompt_index=_int(oom.get("prompt_index"), "oom.prompt_index"),
-        variation_index=variation_index,
-        variations_per_prompt=max(_int(per_prompt, "oom.variations_per_prompt")
-                                  if per_prompt is not None else 1, variation_index + 1),
-        base_prompt=str(oom.get("base_prompt") or params.get("prompt") or ""),
-        variation_values={str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {},
-        expansion_id=str(oom.get("expansion_id") or ""),
-        source_name=str(session.get("source_name") or ""),
+        path=sidecar.image_path, name=name, size=size, task_id=sidecar.count, seed=sidecar.seed,
+        **place, variations_per_prompt=max(oom.variations_per_prompt or 1, place["variation_index"] + 1),
+        base_prompt=oom.base_prompt or sidecar.prompt, variation_values=oom.variation_values,
+        expansion_id=oom.expansion_id, source_name=sidecar.source_name,
     )
 
 
@@ -214,13 +188,17 @@ def scan_session(folder: str) -> tuple[list[SessionImage], list[Skipped]]:
         if name.startswith(".") or is_own_output(name) or not os.path.isfile(path):
             continue
         if ext.lower() == ".json":
-            if _SIDECAR_NAME.match(name) and not any(n == stem + e for n in present for e in (".png", ".PNG")):
+            if NUMBERED_FILE.match(name) and not {stem + ".png", stem + ".PNG"} & present:
                 skipped.append(Skipped(name, "sidecar without its image"))
             continue
         if ext.lower() != ".png":
             continue
-        sidecar = os.path.join(folder, stem + ".json")
-        if not os.path.isfile(sidecar):
+        try:
+            sidecar = read_sidecar(path)
+        except (GenerationParamsError, OSError) as e:
+            skipped.append(Skipped(name, f"{stem}.json: {getattr(e, 'message', e)}"))
+            continue
+        if sidecar is None:
             skipped.append(Skipped(name, f"no sidecar {stem}.json (not an image of this session)"))
             continue
         try:
@@ -230,36 +208,11 @@ def scan_session(folder: str) -> tuple[list[SessionImage], list[Skipped]]:
             skipped.append(Skipped(name, f"cannot read the image ({e})"))
             continue
         try:
-            images.append(_read_sidecar(sidecar, name, path, size))
-        except (OSError, ValueError) as e:
-            skipped.append(Skipped(name, f"{stem}.json: {e}"))
+            images.append(_session_image(sidecar, name, size))
+        except GenerationParamsError as e:
+            skipped.append(Skipped(name, f"{stem}.json: {e.message}"))
     images.sort(key=lambda im: (im.task_id, im.name))
     return images, skipped
-
-
-def recent_session_folders(output_dir: str, root: str = DEFAULT_ROOT, limit: int = 50) -> list[str]:
-    """Session folders ``<root>/YYYY/MM/DD/HHMM`` under ``output_dir``, newest first, as paths
-    relative to ``output_dir`` with '/' separators. Walks newest-first and stops at ``limit``."""
-    found: list[str] = []
-
-    def walk(rel: tuple[str, ...], depth: int) -> None:
-        folder = os.path.join(output_dir, *rel)
-        try:
-            names = sorted((n for n in os.listdir(folder) if _FOLDER_PARTS[depth].fullmatch(n)), reverse=True)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for name in names:
-            if len(found) >= limit:
-                return
-            if not os.path.isdir(os.path.join(folder, name)):
-                continue
-            if depth == len(_FOLDER_PARTS) - 1:
-                found.append("/".join(rel + (name,)))
-            else:
-                walk(rel + (name,), depth + 1)
-
-    walk(tuple(p for p in re.split(r"[\\/]+", root) if p), 0)
-    return found
 
 
 def is_own_output(name: str) -> bool:

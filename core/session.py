@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from itertools import islice
 
 from .atomic import discard, publish_bytes, publish_temp, remove_stale_temps, write_json, write_temp
 from .paths import PathError, ensure_inside, path_inside
@@ -242,32 +243,44 @@ def _same_content(path: str, digest: str) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------- finding sidecars
+# --------------------------------------------------------------------------- walking sessions
+
+_DATED_PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"), re.compile(r"\d{4}"))
+
+
+def session_folders(root_dir: str) -> Iterator[str]:
+    """The session folders ``root_dir/YYYY/MM/DD/HHMM``, newest first, as absolute paths.
+    Lazy: it lists only the folders it needs for the items taken (stop iterating to stop)."""
+    def walk(folder: str, depth: int) -> Iterator[str]:
+        try:
+            names = sorted((n for n in os.listdir(folder) if _DATED_PARTS[depth].fullmatch(n)),
+                           reverse=True)
+        except OSError:            # missing, not a folder, unreadable: no sessions there
+            return
+        for name in names:
+            path = os.path.join(folder, name)
+            if depth == len(_DATED_PARTS) - 1:
+                if os.path.isdir(path):
+                    yield path
+            else:
+                yield from walk(path, depth + 1)
+
+    yield from walk(os.path.abspath(root_dir), 0)
+
+
+def session_sidecars(folder: str) -> list[str]:
+    """The sidecars (``NNN_seed_S.json``) of a session folder, in count order."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    numbered = sorted((int(m.group(1)), n) for n in names
+                      if (m := NUMBERED_FILE.match(n)) and n.endswith(".json"))
+    return [os.path.join(folder, n) for _count, n in numbered]
+
 
 def recent_sidecars(root_dir: str, limit: int = 500) -> list[str]:
-    """Sidecar paths under ``root_dir``'s YYYY/MM/DD/HHMM folders, newest session and highest
-    count first; stops after ``limit`` (walks only the folders it needs)."""
-    found: list[str] = []
-
-    def dated_children(path: str) -> list[str]:
-        try:
-            names = [n for n in os.listdir(path) if n.isdigit()]
-        except OSError:
-            return []
-        return [os.path.join(path, n) for n in sorted(names, key=int, reverse=True)]
-
-    for year in dated_children(root_dir):
-        for month in dated_children(year):
-            for day in dated_children(month):
-                for minute in dated_children(day):
-                    try:
-                        names = os.listdir(minute)
-                    except OSError:
-                        continue
-                    numbered = [(int(m.group(1)), n) for n in names
-                                if (m := NUMBERED_FILE.match(n)) and n.endswith(".json")]
-                    for _count, name in sorted(numbered, reverse=True):
-                        found.append(os.path.join(minute, name))
-                        if len(found) >= limit:
-                            return found
-    return found
+    """Sidecar paths under ``root_dir``, newest session and highest count first; stops after
+    ``limit`` (walks only the folders it needs)."""
+    newest = (path for folder in session_folders(root_dir) for path in reversed(session_sidecars(folder)))
+    return list(islice(newest, limit))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from itertools import islice
 
 import numpy as np
 import torch
@@ -13,10 +14,9 @@ import folder_paths
 
 from ..core.contact_sheet import (BACKGROUND, DEFAULT_BORDER, DEFAULT_CELL_SIZE, DEFAULT_FONT_SIZE,
                                   DEFAULT_FRAME_MS, DEFAULT_MAX_HEIGHT, DEFAULT_MAX_WIDTH,
-                                  DEFAULT_ROW_SPACING, compose_session, recent_session_folders,
-                                  session_fingerprint)
+                                  DEFAULT_ROW_SPACING, compose_session, session_fingerprint)
 from ..core.paths import PathError
-from ..core.session import session_folder_path
+from ..core.session import DEFAULT_ROOT, session_folder_path, session_folders
 from .host import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,10 @@ RECENT_LIMIT = 100
 
 
 def _recent_sessions() -> list[str]:
-    return recent_session_folders(folder_paths.get_output_directory(), limit=RECENT_LIMIT) or [NO_SESSIONS]
+    """Recent sessions under output/<default root>, relative to the output directory."""
+    output_dir = folder_paths.get_output_directory()
+    folders = islice(session_folders(os.path.join(output_dir, *DEFAULT_ROOT.split("/"))), RECENT_LIMIT)
+    return [os.path.relpath(f, output_dir).replace(os.sep, "/") for f in folders] or [NO_SESSIONS]
 
 
 def _folder(session: str, folder: str | None) -> str:
@@ -36,7 +39,7 @@ def _folder(session: str, folder: str | None) -> str:
     text = (folder or "").strip() or ("" if session == NO_SESSIONS else session)
     if not text:
         raise PathError("no session chosen: pick one in 'session' or give 'folder' "
-                               "(a folder inside ComfyUI's output directory)")
+                        "(a folder inside ComfyUI's output directory)")
     return session_folder_path(folder_paths.get_output_directory(), text)
 
 

@@ -8,10 +8,10 @@ import os
 import comfy.samplers
 import folder_paths
 
-from ..core.generation_params import (MAX_SIDECAR_BYTES, GenerationParamsError, get_params_path,
-                                      load_generation_params)
-from ..core.paths import PathError, ensure_inside, path_inside, relative_parts
+from ..core.paths import PathError, ensure_inside, path_inside
 from ..core.session import DEFAULT_ROOT, recent_sidecars
+from ..core.sidecar import (MAX_SIDECAR_BYTES, GenerationParamsError, Sidecar, get_params_path,
+                            read_sidecar, regeneration)
 from .host import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -66,74 +66,27 @@ def sidecar_path(image: str | None, path: str | None) -> str:
     return ensure_inside(output_dir, get_params_path(full), what=f"path {text!r}")
 
 
-def read_params(image: str | None, path: str | None) -> tuple[str, dict]:
+def read_params(image: str | None, path: str | None) -> Sidecar:
     json_path = sidecar_path(image, path)
-    data = load_generation_params(json_path)
-    if data is None:
+    sidecar = read_sidecar(json_path)
+    if sidecar is None:
         raise GenerationParamsError(json_path, "no sidecar here (it is written beside each image "
                                                "by Session Saver)")
-    return json_path, data
+    return sidecar
 
 
-def _required(params: dict, key: str, kind, json_path: str):
-    value = params.get(key)
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if not ok:
-        want = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise GenerationParamsError(json_path, f"parameters.{key} must be {want}, found {value!r:.60}")
-    return value
-
-
-def _number(container: dict, key: str, default: float, json_path: str, field: str) -> float:
-    """An optional number (null/missing -> default); anything else is an error naming the file."""
-    value = container.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise GenerationParamsError(json_path, f"{field} must be a number, found {value!r:.60}")
-    return float(value)
-
-
-def _model_name(p: dict, json_path: str) -> str:
-    name = p.get("model_name") or ""
-    if not isinstance(name, str):
-        raise GenerationParamsError(json_path, f"parameters.model_name must be text, found {name!r:.60}")
-    try:       # a file name inside models/checkpoints, never a path out of it
-        relative_parts(name, "parameters.model_name", "models/checkpoints")
-    except PathError as e:
-        raise GenerationParamsError(json_path, str(e)) from None
-    return name
-
-
-def outputs_from(data: dict, json_path: str) -> tuple:
-    p = data["parameters"]
-    sampler = _required(p, "sampler", str, json_path)
-    scheduler = _required(p, "scheduler", str, json_path)
-    if sampler not in comfy.samplers.KSampler.SAMPLERS:
-        raise GenerationParamsError(json_path, f"sampler {sampler!r} is not available in this ComfyUI")
-    if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
-        raise GenerationParamsError(json_path, f"scheduler {scheduler!r} is not available in this ComfyUI")
-    denoise = _number(p, "denoise", 1.0, json_path, "parameters.denoise")
-    model_name = _model_name(p, json_path)
-    if model_name and model_name not in folder_paths.get_filename_list("checkpoints"):
-        log.warning("[Prompt Media] %s: model %r is not in models/checkpoints", json_path, model_name)
-    loras = p.get("loras") or []
-    if not isinstance(loras, list):
-        raise GenerationParamsError(json_path, f"parameters.loras must be a list, found {type(loras).__name__}")
-    stack = []
-    for i, lora in enumerate(loras):
-        if not isinstance(lora, dict) or not isinstance(lora.get("lora_name"), str):
-            raise GenerationParamsError(json_path, f"parameters.loras[{i}] has no lora_name")
-        stack.append({"name": lora["lora_name"],
-                      "strength_model": _number(lora, "strength_model", 1.0, json_path,
-                                                f"parameters.loras[{i}].strength_model"),
-                      "strength_clip": _number(lora, "strength_clip", 1.0, json_path,
-                                               f"parameters.loras[{i}].strength_clip")})
-    return (str(p.get("prompt") or ""), str(p.get("negative_prompt") or ""),
-            _required(p, "seed", int, json_path), _required(p, "steps", int, json_path),
-            float(_required(p, "cfg_scale", (int, float), json_path)), sampler, scheduler,
-            denoise, _required(p, "width", int, json_path), _required(p, "height", int, json_path),
-            model_name, stack)
+def outputs_from(sidecar: Sidecar) -> tuple:
+    """The node's outputs; what only this ComfyUI knows (its samplers, schedulers, checkpoints)
+    is checked here, the sidecar's own values by core.sidecar.regeneration."""
+    values = regeneration(sidecar)
+    for what, value, available in (("sampler", values.sampler, comfy.samplers.KSampler.SAMPLERS),
+                                   ("scheduler", values.scheduler, comfy.samplers.KSampler.SCHEDULERS)):
+        if value not in available:
+            raise GenerationParamsError(sidecar.path, f"{what} {value!r} is not available in this ComfyUI")
+    if values.model_name and values.model_name not in folder_paths.get_filename_list("checkpoints"):
+        log.warning("[Prompt Media] %s: model %r is not in models/checkpoints", sidecar.path,
+                    values.model_name)
+    return values.outputs()
 
 
 class PromptMediaLoadParams:
@@ -175,8 +128,7 @@ class PromptMediaLoadParams:
         if image is None or path is None:
             return True
         try:
-            json_path, data = read_params(image, path)
-            outputs_from(data, json_path)
+            outputs_from(read_params(image, path))
         except (GenerationParamsError, PathError) as e:
             return str(e)
         return True
@@ -190,8 +142,7 @@ class PromptMediaLoadParams:
             return f"error: {e}"
 
     def load(self, image, path=""):
-        json_path, data = read_params(image, path)
-        return outputs_from(data, json_path)
+        return outputs_from(read_params(image, path))
 
 
 NODE_CLASS_MAPPINGS = {"PromptMediaLoadParams": PromptMediaLoadParams}

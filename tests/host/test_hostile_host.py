@@ -227,7 +227,7 @@ CORRUPT = {
     "huge_file": (b'{"pad": "' + b"x" * (9 * 1024 * 1024) + b'"}', "larger than 8 MiB"),
     "parameters_list": (sidecar() | {"parameters": []}, "'parameters' must be dict"),
     "seed_text": (sidecar(seed="3"), "parameters.seed must be int"),
-    "cfg_text": (sidecar(cfg_scale="high"), "parameters.cfg_scale must be int or float"),
+    "cfg_text": (sidecar(cfg_scale="high"), "parameters.cfg_scale must be a number"),
     "denoise_list": (sidecar(denoise=[1]), "parameters.denoise must be a number"),
     "loras_number": (sidecar(loras=5), "parameters.loras must be a list"),
     "lora_no_name": (sidecar(loras=[{"strength_model": 1}]), "parameters.loras[0] has no lora_name"),

@@ -78,8 +78,8 @@ def test_corrupt_sidecar_is_a_clear_error(tmp_path, content, message):
 
 
 def test_size_cap(tmp_path, monkeypatch):
-    import prompt_media_pkg.core.generation_params as gp
-    monkeypatch.setattr(gp, "MAX_SIDECAR_BYTES", 100)
+    from prompt_media_pkg.core import sidecar
+    monkeypatch.setattr(sidecar, "MAX_SIDECAR_BYTES", 100)
     (tmp_path / "big.json").write_text(json.dumps({"plugin": "p" * 200}))
     with pytest.raises(GenerationParamsError, match="larger than"):
         load_generation_params(str(tmp_path / "big.png"))

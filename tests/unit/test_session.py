@@ -1,3 +1,4 @@
+import itertools
 import os
 import threading
 from datetime import datetime
@@ -199,3 +200,37 @@ def test_recent_sidecars_newest_first(tmp_path):
                    "2024/01/01/0000/001_seed_9.json"]
     assert len(s.recent_sidecars(root, limit=2)) == 2
     assert s.recent_sidecars(str(tmp_path / "missing")) == []
+
+
+def test_session_folders_newest_first(tmp_path):
+    root = tmp_path / "collections" / "images"
+    for rel in ("2025/10/12/1430", "2025/10/12/0905", "2025/09/30/2359", "2024/01/01/0000"):
+        (root / rel).mkdir(parents=True)
+    (root / ".prompt_media" / "sessions").mkdir(parents=True)
+    (root / "2025" / "10" / "notes").mkdir()
+    (root / "2025" / "10" / "12" / "1500").write_text("a file, not a session")
+    found = [os.path.relpath(f, tmp_path).replace(os.sep, "/") for f in s.session_folders(str(root))]
+    assert found == ["collections/images/2025/10/12/1430", "collections/images/2025/10/12/0905",
+                     "collections/images/2025/09/30/2359", "collections/images/2024/01/01/0000"]
+    assert list(itertools.islice(s.session_folders(str(root)), 2)) == \
+        [str(root / "2025" / "10" / "12" / "1430"), str(root / "2025" / "10" / "12" / "0905")]
+    assert list(s.session_folders(str(tmp_path / "missing"))) == []
+
+
+def test_session_folders_walk_only_what_is_taken(tmp_path, monkeypatch):
+    for rel in ("2025/10/12/1430", "2025/10/11/0905", "2024/01/01/0000"):
+        (tmp_path / rel).mkdir(parents=True)
+    listed = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(s.os, "listdir", lambda p: listed.append(p) or real_listdir(p))
+    assert next(s.session_folders(str(tmp_path))) == str(tmp_path / "2025" / "10" / "12" / "1430")
+    assert str(tmp_path / "2024") not in listed and str(tmp_path / "2025" / "10" / "11") not in listed
+
+
+def test_session_sidecars_in_count_order(tmp_path):
+    for name in ("010_seed_5.json", "002_seed_1.json", "002_seed_1.png", "1000_seed_3.json",
+                 "notes.json", "contact_sheet.jpg", ".pm-tmp-x.part"):
+        (tmp_path / name).write_text("{}")
+    assert [os.path.basename(p) for p in s.session_sidecars(str(tmp_path))] == \
+        ["002_seed_1.json", "010_seed_5.json", "1000_seed_3.json"]
+    assert s.session_sidecars(str(tmp_path / "missing")) == []
