@@ -13,7 +13,10 @@ import os
 import re
 import tempfile
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+Content = bytes | Callable[[BinaryIO], None]   # the bytes, or a function writing them into a file
 
 TEMP_PREFIX = ".pm-tmp-"     # hidden, and never matches a published name pattern
 TEMP_SUFFIX = ".part"
@@ -36,16 +39,20 @@ def open_temp(folder: str) -> tuple[int, str]:
     return fd, tmp
 
 
-def write_temp(folder: str, data: bytes, *, durable: bool = True) -> str:
+def write_temp(folder: str, data: Content, *, durable: bool = True) -> str:
     """Write ``data`` to a new temporary file in ``folder`` (fsynced when ``durable``); returns
-    its path.
+    its path. ``data`` is the bytes, or a function that writes them into the open file (e.g.
+    Pillow's ``save``, streaming a large sheet instead of holding it in memory).
 
     The caller owns the file and must publish or remove it (see :func:`discard`).
     """
     fd, tmp = open_temp(folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -123,8 +130,9 @@ def _reserve_and_replace(tmp: str, final: str) -> None:
         raise
 
 
-def publish_bytes(data: bytes, final: str) -> str:
-    """Write ``data`` under the new name ``final`` atomically; FileExistsError if it exists."""
+def publish_bytes(data: Content, final: str) -> str:
+    """Write ``data`` (see :func:`write_temp`) under the new name ``final`` atomically;
+    FileExistsError if it exists."""
     tmp = write_temp(os.path.dirname(final) or ".", data)
     try:
         publish_temp(tmp, final)
@@ -134,8 +142,9 @@ def publish_bytes(data: bytes, final: str) -> str:
     return final
 
 
-def replace_bytes(data: bytes, final: str, *, durable: bool = True) -> str:
-    """Write ``data`` as ``final``, atomically replacing it (only for our own state files).
+def replace_bytes(data: Content, final: str, *, durable: bool = True) -> str:
+    """Write ``data`` (see :func:`write_temp`) as ``final``, atomically replacing it: only for
+    files we derive ourselves (session state, contact sheets), never an image or a sidecar.
 
     ``durable=False`` skips both fsyncs: still never half-written for a crashed process (the
     rename is atomic), but a power loss may bring back the previous version."""

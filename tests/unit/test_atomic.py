@@ -92,3 +92,22 @@ def test_published_files_are_readable_like_plain_files(tmp_path):
     from prompt_media_pkg.core.atomic import FILE_MODE, publish_bytes
     final = publish_bytes(b"png", str(tmp_path / "001_seed_1.png"))
     assert os.stat(final).st_mode & 0o777 == FILE_MODE
+
+
+def test_a_writer_function_streams_into_the_temp_file(tmp_path):
+    """Pillow's save(file) writes straight into the temp file; the old file stays until the
+    new one is complete, and a failing writer leaves neither a half file nor a temp."""
+    final = str(tmp_path / "sheet.jpg")
+    atomic.replace_bytes(lambda f: f.write(b"old sheet"), final)
+    atomic.replace_bytes(lambda f: [f.write(b"new "), f.write(b"sheet")], final)
+    assert open(final, "rb").read() == b"new sheet" and _names(tmp_path) == ["sheet.jpg"]
+
+    def failing(f):
+        f.write(b"half a sheet")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OSError, match=str(tmp_path)):            # names the folder
+        atomic.replace_bytes(failing, final)
+    assert open(final, "rb").read() == b"new sheet" and _names(tmp_path) == ["sheet.jpg"]
+    with pytest.raises(FileExistsError):
+        atomic.publish_bytes(lambda f: f.write(b"x"), final)     # publishing never replaces
+    assert atomic.publish_bytes(lambda f: f.write(b"x"), str(tmp_path / "new.png")).endswith("new.png")

@@ -20,7 +20,7 @@ SMALL = dict(cell_size=64, border=4, row_spacing=6, font_size=12)
 
 def plan_for(folder, **options):
     images, _ = cs.scan_session(str(folder))
-    return cs.plan_sheet(images, header=cs._session_header(str(folder), images), **options)
+    return cs.plan_sheet(images, header=cs.session_header(str(folder), images), **options)
 
 
 def centre(box):
@@ -94,7 +94,7 @@ def test_labels_rows_are_base_prompts_and_columns_only_the_values_that_differ(tm
     assert grid.column_labels == ("oil painting", "watercolor", "ink", "pastel")   # 'dawn' is constant
     plan = plan_for(tmp_path, **SMALL)
     texts = [t.text for t in plan.pages[0].texts]
-    header = cs._session_header(str(tmp_path), cs.scan_session(str(tmp_path))[0])
+    header = cs.session_header(str(tmp_path), cs.scan_session(str(tmp_path))[0])
     assert header == "2025-10-12 14:30 · prompt.yaml · 12 images"
     assert texts[0] == header or (texts[0].endswith("…") and header.startswith(texts[0][:-1]))
     assert "seed 7" in texts
@@ -250,7 +250,8 @@ def test_foreign_and_broken_files_are_skipped_with_a_note(tmp_path):
 
 def test_own_outputs_are_not_session_images(tmp_path):
     write_session(str(tmp_path), [1], PROMPTS[:1], STYLES[:2])
-    cs.compose_session(str(tmp_path), sheet_format="jpg,png", animation=True, **SMALL)
+    first = cs.compose_session(str(tmp_path), sheet_format="jpg,png", animation=True, **SMALL)
+    assert first.written == [str(tmp_path / n) for n in ("contact_sheet.jpg", "contact_sheet.png", "session.webp")]
     again = cs.compose_session(str(tmp_path), sheet_format="png", **SMALL)
     assert again.skipped == [] and again.images == 2
 
@@ -323,7 +324,7 @@ def test_lazy_frames_render_one_frame_per_seek():
         rendered.append(i)
         return Image.new("RGB", (8, 8), (i * 20, 0, 0))
 
-    frames = cs._LazyFrames(render, 3, (8, 8))
+    frames = cs.LazyFrames(render, 3, (8, 8))
     assert frames.n_frames == 3 and rendered == [0]
     frames.seek(2)
     assert frames.getpixel((0, 0)) == (40, 0, 0) and rendered == [0, 2]
