@@ -2,65 +2,109 @@
 """Run a whole prompt media session through ComfyUI from the command line.
 
     python run_session.py my_prompts.yaml --comfyui ~/ComfyUI --checkpoint model.safetensors
-    python run_session.py my_prompts.yaml --server http://127.0.0.1:8188 --checkpoint model.safetensors
+    python run_session.py my_prompts.yaml --server 127.0.0.1:8188 --checkpoint model.safetensors
     python run_session.py my_prompts.yaml --server ... --checkpoint ... --resume
     python run_session.py --compose-only ~/ComfyUI/output/collections/images/2026/11/22/0142
 
-With --comfyui it starts that ComfyUI (with this extension) and stops it afterwards; with --server
-it uses one that is running. The YAML file is uploaded into ComfyUI's input/prompt_media/ and the
-session is queued as one prompt per job through the project's API workflow
-(workflows/api/prompt_media_session.json), so every image is saved as soon as it is made and an
-interrupted session resumes with --resume. Progress is read from ComfyUI's websocket.
-
-Runs with ComfyUI's python (it needs PyYAML and aiohttp, which ComfyUI's environment has). Exit codes: 0 done, 1 a job failed, 2 bad input (file or workflow refused),
-3 ComfyUI did not start, 130 interrupted.
+Run it with ComfyUI's python (it needs PyYAML and aiohttp, which ComfyUI's environment has).
+With --comfyui it starts that ComfyUI (with this extension, for this run only; on the CPU when
+torch finds no GPU) and stops it afterwards; with --server it uses one that is running. The file,
+the preset and the job count are checked before ComfyUI starts, the checkpoint and LoRA names as
+soon as it answers. The YAML file is uploaded into ComfyUI's input/prompt_media/ (replacing an
+older upload of the same name) and the session is queued as one prompt per job through the
+project's API workflow (workflows/api/prompt_media_session.json), so every image is saved as soon
+as it is made and an interrupted session continues with --resume. Ctrl-C stops only this run's
+jobs: other jobs on the same ComfyUI go on.
 """
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import os
+import signal
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO))      # the CLI's own process only: `core`, `runner` as top-level packages
 
-from core.errors import PromptMediaError  # noqa: E402
-from core.schema import load_prompt_media_file  # noqa: E402
-from runner.comfy_client import ComfyClient, ComfyError  # noqa: E402
+try:
+    import aiohttp  # noqa: F401
+    import yaml  # noqa: F401
+except ImportError as missing:
+    sys.stderr.write(f"error: run_session.py needs PyYAML and aiohttp ({missing.name} is missing): run it with "
+                     "ComfyUI's python, e.g. /path/to/ComfyUI/venv/bin/python run_session.py ...\n")
+    sys.exit(2)
+
+from core.errors import PromptMediaError
+from core.expand import iter_jobs
+from core.lora_names import LoraNameError, closest_names, resolve_lora_name
+from core.schema import PromptMedia, load_prompt_media_file
+from runner.comfy_client import ComfyClient, ComfyError, RunResult
+from runner.jobs import JobRunner
+from runner.workflow import (
+    WorkflowError,
+    build_prompt,
+    read_json,
+    ui_twin_path,
+    ui_workflow_for,
+)
 
 WORKFLOW = REPO / "workflows" / "api" / "prompt_media_session.json"
+UPLOAD_FOLDER = "prompt_media"           # under ComfyUI's input/, where the loader lists files
+INSTALL_HELP = ("install it with ComfyUI-Manager (search \"Prompt Media\") or `git clone "
+                "https://github.com/MyImaginationAI/comfyui-prompt-media` into ComfyUI/custom_nodes/, then restart "
+                "ComfyUI; or run with --comfyui DIR, which adds it for the run only")
+EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NO_COMFYUI, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The docstring as written; each option's default after its help (unless the help says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" not in text and not any(action.default is v for v in (None, False, argparse.SUPPRESS)) \
+                and action.default not in ([], ""):
+            text += " (default: %(default)s)"
+        return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Exit codes: 0 done, 1 a job failed, 2 bad input, "
-                                       "3 ComfyUI did not start, 130 interrupted.")
+    p = argparse.ArgumentParser(
+        prog="run_session.py", description=__doc__, formatter_class=HelpFormatter,
+        epilog="Exit codes: 0 done (or nothing left to do), 1 a job failed, 2 bad input (nothing was queued), "
+               "3 ComfyUI did not start or cannot run sessions, 130 interrupted.")
     p.add_argument("file", nargs="?", help="the prompt media YAML file")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--comfyui", metavar="DIR", help="start this ComfyUI checkout (and stop it after)")
-    where.add_argument("--server", metavar="URL", help="use a running ComfyUI, e.g. http://127.0.0.1:8188")
-    p.add_argument("--checkpoint", help="checkpoint file name as ComfyUI lists it (models/checkpoints)")
-    p.add_argument("--preset", default="", help="a preset under the file's 'workflows:' section")
-    p.add_argument("--mode", default="product", choices=("product", "cycle"))
-    p.add_argument("--variation-seed", type=int, default=0, help="seeds the 'random' variation draws")
-    p.add_argument("--seed", type=int, default=0, help="used when the file has no 'seeds'")
-    p.add_argument("--max-jobs", type=int, default=10_000)
-    p.add_argument("--root", default="collections/images", help="session root inside ComfyUI's output dir")
+    where.add_argument("--comfyui", metavar="DIR", help="start the ComfyUI in DIR for this run and stop it after (this or --server is required)")
+    where.add_argument("--server", metavar="URL", help="use a running ComfyUI, e.g. 127.0.0.1:8188 (http:// is assumed; this or --comfyui is required)")
+    p.add_argument("--checkpoint", metavar="NAME", help="checkpoint file as ComfyUI lists it in models/checkpoints (required)")
+    p.add_argument("--preset", default="", metavar="NAME", help="a preset under the file's 'workflows:' section "
+                                                "(default: none, the top-level settings)")
+    p.add_argument("--mode", default="product", choices=("product", "cycle"),
+                   help="how sequential variations combine with prompts")
+    p.add_argument("--variation-seed", type=int, default=0, metavar="N", help="seeds the 'random' variation draws")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="the seed of every job when the file has no 'seeds'")
+    p.add_argument("--max-jobs", type=int, default=10_000, metavar="N", help="refuse a file that expands to more jobs")
+    p.add_argument("--root", default="collections/images", metavar="FOLDER", help="session root inside ComfyUI's output folder")
     p.add_argument("--compose", default="sheet", choices=("none", "sheet", "animation", "both"),
                    help="what to compose when the session ends")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted session of this file")
-    p.add_argument("--workflow", default=str(WORKFLOW), help="API-format workflow to queue")
-    p.add_argument("--python", default=sys.executable, help="python to start ComfyUI with (--comfyui)")
-    p.add_argument("--port", type=int, default=None, help="port for --comfyui (default: a free one)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the unfinished session of this file (default: start a new one)")
+    p.add_argument("--workflow", type=Path, default=WORKFLOW, metavar="FILE",
+                   help="API-format workflow to queue; its UI twin in the folder above api/ goes into the PNGs "
+                        f"(default: {WORKFLOW.relative_to(REPO)} of this repository)")
+    p.add_argument("--python", default=sys.executable, metavar="PATH",
+                   help="python to start ComfyUI with (--comfyui) (default: the one running this command)")
+    p.add_argument("--port", type=int, default=None, metavar="N", help="port for --comfyui (default: a free one)")
     p.add_argument("--comfyui-arg", action="append", default=[], metavar="ARG",
-                   help="extra argument for ComfyUI's main.py (repeatable), e.g. --comfyui-arg=--cpu")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds one job may take")
-    p.add_argument("--compose-only", metavar="FOLDER", help="only (re)compose an existing session folder")
+                   help="extra argument for ComfyUI's main.py (repeatable), e.g. --comfyui-arg=--cpu "
+                        "(default: none; --cpu and fast CPU attention are added when torch finds no GPU)")
+    p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="seconds one job may take")
+    p.add_argument("--compose-only", metavar="FOLDER",
+                   help="only (re)compose the contact sheet and animation of an existing session folder "
+                        "(default: run a session)")
     args = p.parse_args(argv)
     if not args.compose_only:
         if not args.file:
@@ -69,98 +113,290 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error("one of --comfyui DIR or --server URL is required")
         if not args.checkpoint:
             p.error("--checkpoint is required")
+    if args.server:
+        args.server = server_url(args.server)
     return args
 
 
-# ----------------------------------------------------------------------------- workflow
-
-def node_id(prompt: dict, class_type: str) -> str:
-    ids = [k for k, v in prompt.items() if v.get("class_type") == class_type]
-    if len(ids) != 1:
-        raise PromptMediaError(f"the workflow needs exactly one {class_type} node (has {len(ids)})",
-                               source="workflow")
-    return ids[0]
-
-
-def build_prompt(workflow: dict, args: argparse.Namespace, uploaded_name: str) -> tuple[dict, str]:
-    """The workflow with this run's settings; returns (prompt, OOM node id)."""
-    prompt = copy.deepcopy(workflow)
-    prompt[node_id(prompt, "CheckpointLoaderSimple")]["inputs"]["ckpt_name"] = args.checkpoint
-    prompt[node_id(prompt, "PromptMediaLoader")]["inputs"].update(
-        file=uploaded_name, preset=args.preset, yaml_text="")
-    oom = node_id(prompt, "PromptMediaOOM")
-    prompt[oom]["inputs"].update(mode=args.mode, run="one job per run", job_index=0,
-                                 variation_seed=args.variation_seed, seed=args.seed,
-                                 max_jobs=args.max_jobs)
-    prompt[node_id(prompt, "PromptMediaSessionSaver")]["inputs"].update(root=args.root, compose=args.compose)
-    return prompt, oom
+def server_url(text: str) -> str:
+    """``127.0.0.1:8188`` -> ``http://127.0.0.1:8188``; a URL with a scheme is kept."""
+    text = text.strip().rstrip("/")
+    return text if urllib.parse.urlsplit(text).scheme in ("http", "https") else "http://" + text
 
 
 # ----------------------------------------------------------------------------- output
 
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def duration(seconds: float) -> str:
+    s = round(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def error(text: str) -> None:
+    print(f"error: {text}", file=sys.stderr, flush=True)
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 class Progress:
-    """One status line on stderr: bar, count, ETA; saved files are printed above it on stdout."""
+    """One status line on stderr (bar, jobs, the running job's step, ETA) when it is a terminal;
+    saved files are printed above it on stdout."""
 
     def __init__(self, total: int, start: int):
-        self.total, self.start, self.t0 = total, start, time.monotonic()
+        self.total, self.start, self.done, self.t0 = total, start, start, time.monotonic()
+        self.step = ""
         self.tty = sys.stderr.isatty()
 
-    def show(self, done: int) -> None:
-        frac = done / self.total if self.total else 1.0
-        bar = "#" * int(frac * 30)
-        ran = done - self.start
+    def show(self) -> None:
+        if not self.tty:
+            return
+        frac = self.done / self.total if self.total else 1.0
+        ran = self.done - self.start
         eta = "--:--"
         if ran > 0:
-            left = (time.monotonic() - self.t0) / ran * (self.total - done)
+            left = (time.monotonic() - self.t0) / ran * (self.total - self.done)
             eta = f"{int(left // 60):02d}:{int(left % 60):02d}"
-        line = f"[{bar:<30}] {done}/{self.total} {frac:4.0%} ETA {eta}"
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+        step = f" · job {self.done + 1}: {self.step}" if self.step and self.done < self.total else ""
+        print(f"\r\033[K[{'#' * int(frac * 30):<30}] {self.done}/{self.total} {frac:4.0%}{step} · ETA {eta}",
+              end="", file=sys.stderr, flush=True)
 
-    def println(self, text: str) -> None:
+    def event(self, kind: str, data: dict, skip_nodes: set[str]) -> None:
+        """ComfyUI's ``progress`` events of the sampler (not our saver's session progress)."""
+        if kind == "progress" and str(data.get("node")) not in skip_nodes:
+            self.step = f"step {data.get('value')}/{data.get('max')}"
+            self.show()
+
+    def job_done(self) -> None:
+        self.done += 1
+        self.step = ""
+        self.show()
+
+    def println(self, text: str, stream=None) -> None:
+        self.clear()
+        print(text, file=stream or sys.stdout, flush=True)
+        self.show()
+
+    def clear(self) -> None:
         if self.tty:
-            print("\r\033[K", end="", file=sys.stderr)
-        print(text, flush=True)
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
-def run_session(client: ComfyClient, args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    try:
-        load_prompt_media_file(str(path), args.preset)      # fail fast, with file:line
-        workflow = json.loads(Path(args.workflow).read_text(encoding="utf-8"))
-    except PromptMediaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    # into input/prompt_media/, where the loader lists files
-    name = client.upload_input(path.name, path.read_bytes(), subfolder="prompt_media")
-    try:
-        prompt, oom = build_prompt(workflow, args, name)
-    except PromptMediaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    status, info = client.request("POST", "/prompt_media/session", {"prompt": prompt, "node_id": oom})
-    if status != 200:
-        print(f"error: {info.get('error') if isinstance(info, dict) else info}", file=sys.stderr)
-        return 2
-    start = info["next_index"] if args.resume else 0
-    if args.resume and info["last_index"] is None:
-        print("nothing to resume: no session of this file is recorded; starting a new one", file=sys.stderr)
-    print(f"{path.name}: {info['description']}" + (f", resuming at job {start + 1}" if start else ""),
-          file=sys.stderr)
-    progress = Progress(info["total"], start)
-    progress.show(start)
-    for index in range(start, info["total"]):
-        prompt[oom]["inputs"]["job_index"] = index
-        result = client.run(prompt, timeout=args.timeout)
-        if result.rejected or result.error or result.status != "success":
-            progress.println(f"job {index + 1} of {info['total']} failed: {result.error_summary()}")
-            print(f"resume with: --resume (jobs before {index + 1} are saved)", file=sys.stderr)
-            return 2 if result.rejected else 1
-        for image in result.images:
-            progress.println(str(Path(image.get("subfolder", "")) / image["filename"]))
-        progress.show(index + 1)
-    print(file=sys.stderr)
-    return 0
+# ----------------------------------------------------------------------------- checks
 
+def check_file(args: argparse.Namespace) -> tuple[PromptMedia, dict, str, dict | None]:
+    """Everything that needs no ComfyUI: the YAML, the preset, max_jobs, the workflow.
+    Returns (media, API prompt with an empty file name, OOM node id, UI twin or None)."""
+    media = load_prompt_media_file(args.file, args.preset)
+    next(iter_jobs(media, args.mode, args.variation_seed, args.seed, args.max_jobs), None)   # max_jobs
+    workflow_path = args.workflow
+    prompt, oom = build_prompt(read_json(workflow_path, "API workflow"), checkpoint=args.checkpoint, file="",
+                               preset=args.preset, mode=args.mode, variation_seed=args.variation_seed,
+                               seed=args.seed, max_jobs=args.max_jobs, root=args.root, compose=args.compose)
+    twin = ui_twin_path(workflow_path)
+    return media, prompt, oom, read_json(twin, "UI workflow") if twin else None
+
+
+class CheckFailed(Exception):
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.code = code
+
+
+def check_server(client: ComfyClient, prompt: dict, media: PromptMedia, checkpoint: str) -> None:
+    """The workflow's nodes exist there, the checkpoint and the file's LoRAs are in its lists."""
+    for class_type in sorted({n["class_type"] for n in prompt.values()}):
+        if class_type not in client.object_info(class_type):
+            if class_type.startswith("PromptMedia"):
+                raise CheckFailed(f"the Prompt Media extension is not installed in the ComfyUI at {client.base_url}: "
+                                  + INSTALL_HELP, EXIT_NO_COMFYUI)
+            raise CheckFailed(f"the ComfyUI at {client.base_url} has no {class_type} node, which the workflow needs "
+                              "(update ComfyUI, or install the custom node that provides it)", EXIT_NO_COMFYUI)
+    checkpoints = client.get("/models/checkpoints")
+    if checkpoint not in checkpoints:
+        close = closest_names(checkpoint, checkpoints)
+        hint = (f"closest: {', '.join(close)}" if close else
+                f"it holds {plural(len(checkpoints), 'checkpoint')}" if checkpoints else "the folder is empty")
+        raise CheckFailed(f"--checkpoint: '{checkpoint}' is not in ComfyUI's models/checkpoints ({hint})")
+    if media.loras:
+        loras = client.get("/models/loras")
+        for i, lora in enumerate(media.loras):
+            try:
+                resolve_lora_name(lora.name, loras, field=f"loras[{i}].name", source=media.source_name)
+            except LoraNameError as e:
+                raise CheckFailed(f"{e}; put the file into ComfyUI's models/loras or change the name") from None
+
+
+def refusal_text(result: RunResult) -> str:
+    """ComfyUI's validation errors of a refused prompt, each said once."""
+    lines, seen = [], set()
+    for nid, node in sorted(result.node_errors.items()):
+        for e in node.get("errors", []):
+            details, message = str(e.get("details") or ""), str(e.get("message") or "")
+            prefix = f"{(e.get('extra_info') or {}).get('input_name')} - "   # a custom check, repeated per input
+            text = details.removeprefix(prefix) if details.startswith(prefix) else \
+                ": ".join(x for x in (message, details) if x)
+            if text not in seen:
+                seen.add(text)
+                lines.append(f"{node.get('class_type')} (node {nid}): {text}")
+    if not lines:
+        err = (result.response or {}).get("error")
+        lines.append(err.get("message", str(err)) if isinstance(err, dict) else str(err or result.response))
+    return "\n  ".join(lines)
+
+
+# ----------------------------------------------------------------------------- the run
+
+def upload_prompt_file(client: ComfyClient, path: Path) -> str:
+    """One upload per file name: reused when identical, replaced when the content changed,
+    unless queued jobs still read the old one."""
+    data = path.read_bytes()
+    current = client.view(path.name, UPLOAD_FOLDER, "input")
+    if current == data:
+        return path.name
+    if current is not None:
+        queue = client.queue()
+        users = [item for item in queue.get("queue_running", []) + queue.get("queue_pending", [])
+                 if len(item) > 2 and any(n.get("class_type") == "PromptMediaLoader"
+                                          and n.get("inputs", {}).get("file") == path.name
+                                          for n in item[2].values() if isinstance(n, dict))]
+        if users:
+            raise CheckFailed(f"input/{UPLOAD_FOLDER}/{path.name} differs from {path} and "
+                              f"{plural(len(users), 'queued job')} still read it: wait for them, or rename your file")
+    return client.upload_input(path.name, data, subfolder=UPLOAD_FOLDER, overwrite=True)
+
+
+class SessionRun:
+    """One session on one server: the session lookup, the jobs, Ctrl-C, the summary."""
+
+    def __init__(self, client: ComfyClient, args: argparse.Namespace, media: PromptMedia, prompt: dict, oom: str,
+                 ui_workflow: dict | None):
+        self.client, self.args, self.media = client, args, media
+        self.prompt, self.oom, self.ui_workflow = prompt, oom, ui_workflow
+        self.runner: JobRunner | None = None
+        self.saved: list[str] = []
+        self.t0 = time.monotonic()
+
+    def session_info(self) -> dict:
+        status, info = self.client.request("POST", "/prompt_media/session", {"prompt": self.prompt, "node_id": self.oom})
+        if status != 200 or not isinstance(info, dict):
+            raise CheckFailed(info.get("error") if isinstance(info, dict) else f"HTTP {status}: {info}")
+        return info
+
+    def job_prompt(self, index: int) -> dict:
+        self.prompt[self.oom]["inputs"]["job_index"] = index
+        return self.prompt
+
+    def extra_data(self, index: int) -> dict | None:
+        if self.ui_workflow is None:
+            return None
+        return {"extra_pnginfo": {"workflow": ui_workflow_for(self.ui_workflow, self.job_prompt(index))}}
+
+    def start_index(self, info: dict) -> int | None:
+        """Where this run starts; None when there is nothing to do (says why)."""
+        total, last, folder = info["total"], info["last_index"], info["folder"]
+        name = Path(self.args.file).name
+        if self.args.resume:
+            if last is None:
+                note(f"nothing to resume: no session of {name} with these settings is recorded under "
+                     f"{self.args.root}; starting a new one")
+                return 0
+            if last + 1 >= total:
+                note(f"{name}: the session in {folder} is complete ({plural(total, 'job')} saved); "
+                     "run without --resume to start a new one")
+                return None
+            note(f"resuming the session in {folder} at job {last + 2} of {total}")
+            return last + 1
+        if last is not None and last + 1 < total:
+            note(f"note: an unfinished session of {name} is in {folder} ({last + 1} of {total} jobs saved); "
+                 "starting a new one (add --resume to continue that one)")
+        return 0
+
+    def run(self) -> int:
+        args = self.args
+        self.prompt[node_of(self.prompt, "PromptMediaLoader")]["inputs"]["file"] = upload_prompt_file(
+            self.client, Path(args.file))
+        info = self.session_info()
+        total = info["total"]
+        note(f"{Path(args.file).name}: {info['description']}")
+        start = self.start_index(info)
+        if start is None:
+            return EXIT_DONE
+        progress = Progress(total, start)
+        skip = {self.oom, node_of(self.prompt, "PromptMediaSessionSaver")}
+        self.runner = JobRunner(self.client, self.job_prompt, self.extra_data, timeout=args.timeout,
+                                on_event=lambda index, kind, data: progress.event(kind, data, skip))
+        folder = info["folder"] if start else None
+        progress.show()
+        for index, result in self.runner.run(range(start, total)):
+            if result.rejected:
+                progress.clear()
+                error(f"ComfyUI refused the prompt:\n  {refusal_text(result)}")
+                return EXIT_BAD_INPUT
+            if result.status != "success":
+                self.runner.cancel()
+                progress.clear()
+                error(f"job {index + 1} of {total} failed: {result.error_summary().splitlines()[0]} "
+                      "(the traceback is in ComfyUI's log)")
+                self.say_saved("fix the cause and continue with --resume")
+                return EXIT_FAILED
+            if folder is None:
+                folder = self.session_info()["folder"]
+            for image in result.images:
+                path = str(Path(folder) / image["filename"]) if folder else image["filename"]
+                self.saved.append(path)
+                progress.println(path)
+            progress.job_done()
+        progress.clear()
+        self.summary(folder)
+        return EXIT_DONE
+
+    def stop(self, prefix: str = "") -> None:
+        """Ctrl-C or a lost server: only this run's jobs leave the queue or stop; says what is saved."""
+        if self.runner is not None:
+            self.runner.cancel()
+        self.say_saved("continue with --resume", prefix)
+
+    def say_saved(self, advice: str, prefix: str = "") -> None:
+        """Where the session stands now, from the server's own record."""
+        info = self.session_info()
+        last, total = info["last_index"], info["total"]
+        if last is None or last + 1 >= total and not self.saved:
+            note(f"{prefix}no job of this session was saved")
+        else:
+            note(f"{prefix}jobs 1–{last + 1} of {total} are saved in {info['folder']}; {advice}")
+
+    def summary(self, folder: str | None) -> None:
+        elapsed = time.monotonic() - self.t0
+        note(f"done: {plural(len(self.saved), 'image')} in {duration(elapsed)}")
+        if not folder:
+            return
+        note(f"  session folder: {folder}")
+        if self.args.compose == "none":
+            return
+        if Path(folder).is_dir():
+            made = sorted(p for p in Path(folder).iterdir() if p.name.startswith(("contact_sheet", "session.")))
+            for p in made:
+                note(f"  {'contact sheet' if p.name.startswith('contact_sheet') else 'animation'}: {p}")
+            if not made:
+                note("  contact sheet: none was written (see ComfyUI's log)")
+        else:
+            note("  (the folder is on the server's machine)")
+
+
+def node_of(prompt: dict, class_type: str) -> str:
+    return next(k for k, v in prompt.items() if v.get("class_type") == class_type)
+
+
+# ----------------------------------------------------------------------------- entry points
 
 def compose_only(folder: str) -> int:
     """(Re)writes the contact sheet and animation of a session folder; prints their paths."""
@@ -168,49 +404,88 @@ def compose_only(folder: str) -> int:
     try:
         result = compose_session(folder, sheet=True, animation=True)
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for line in result.summary().splitlines()[1:]:        # skipped images and notes
-        print(line, file=sys.stderr)
+        error(str(e))
+        return EXIT_BAD_INPUT
     if not result.images:
-        return 2
+        error(f"{folder}: no images with a prompt-media sidecar: nothing composed")
+        return EXIT_BAD_INPUT
+    for line in result.summary().splitlines()[1:]:        # skipped images, notes
+        note(line)
     for written in result.sheets + ([result.animation] if result.animation else []):
         print(os.path.abspath(written))
-    return 0
+    return EXIT_DONE
+
+
+def start_comfyui(args: argparse.Namespace):
+    from runner.comfy_server import InstalledComfyServer, device_args, gpu_present
+    if not (Path(args.comfyui) / "main.py").is_file():
+        raise CheckFailed(f"--comfyui {args.comfyui}: not a ComfyUI folder (it has no main.py)", EXIT_NO_COMFYUI)
+    added, why = device_args(args.comfyui_arg, lambda: gpu_present(args.python))
+    if why:
+        note(why)
+    server = InstalledComfyServer(args.comfyui, args.python, REPO, port=args.port,
+                                  extra_args=args.comfyui_arg + added)
+    note(f"starting ComfyUI in {args.comfyui} ...")
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.compose_only:
         return compose_only(args.compose_only)
-    server = None
+    server = session = None
+    keep_log = False                  # a failed start names the log in the run's temporary folder
     try:
+        try:
+            media, prompt, oom, ui_workflow = check_file(args)
+        except (PromptMediaError, WorkflowError) as e:
+            error(str(e))
+            return EXIT_BAD_INPUT
         if args.comfyui:
-            from runner.comfy_server import InstalledComfyServer, ServerError
-            server = InstalledComfyServer(args.comfyui, args.python, REPO, port=args.port, extra_args=args.comfyui_arg)
-            print(f"starting ComfyUI in {args.comfyui} ...", file=sys.stderr)
+            from runner.comfy_server import ServerError
+            server = start_comfyui(args)
             try:
                 server.start()
             except ServerError as e:
-                print(f"error: {e}", file=sys.stderr)
-                return 3
+                error(str(e))
+                keep_log = True
+                return EXIT_NO_COMFYUI
             client = server.client
+            note(f"ComfyUI is up ({server.startup_s:.1f}s)")
         else:
             client = ComfyClient(args.server)
             if not client.is_up():
-                print(f"error: no ComfyUI answers at {args.server}", file=sys.stderr)
-                return 3
-        return run_session(client, args)
+                error(f"no ComfyUI answers at {args.server} (start it, or use --comfyui DIR to have this command "
+                      "start one)")
+                return EXIT_NO_COMFYUI
+        check_server(client, prompt, media, args.checkpoint)
+        session = SessionRun(client, args, media, prompt, oom, ui_workflow)
+        return session.run()
+    except CheckFailed as e:
+        error(str(e))
+        return e.code
+    except ComfyError as e:
+        error(f"lost contact with ComfyUI: {e}")
+        if session is not None:
+            try:
+                session.stop()
+            except (ComfyError, CheckFailed):
+                pass
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        try:
-            client.interrupt()
-        except (ComfyError, OSError, NameError):
-            pass
-        print("\ninterrupted: finished images are saved; continue with --resume", file=sys.stderr)
-        return 130
+        signal.signal(signal.SIGINT, signal.SIG_IGN)     # let the clean-up finish
+        print(file=sys.stderr)
+        if session is not None:
+            try:
+                session.stop("interrupted: ")
+            except (ComfyError, CheckFailed):
+                note("interrupted")
+        else:
+            note("interrupted: nothing was queued")
+        return EXIT_INTERRUPTED
     finally:
         if server is not None:
-            server.stop()
+            server.stop() if keep_log else server.remove_run_files()
 
 
 if __name__ == "__main__":

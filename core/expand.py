@@ -163,8 +163,12 @@ def _count_text(n: int) -> str:
     return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
 
 
+def _counted(n: int, word: str) -> str:
+    return f"{_count_text(n)} {word}" + ("" if n == 1 else "s")
+
+
 def describe(media: PromptMedia, mode: str, fallback_seed: int = 0) -> str:
-    """e.g. '12 jobs · 3 prompts × 2 variations × 2 seeds'."""
-    return (f"{_count_text(count_jobs(media, mode, fallback_seed))} jobs · {len(media.prompts)} prompts × "
-            f"{_count_text(variations_per_prompt(media, mode))} variations × "
-            f"{len(seeds_for(media, fallback_seed))} seeds")
+    """e.g. '12 jobs · 3 prompts × 2 variations × 2 seeds', '1 job · 1 prompt × 1 variation × 1 seed'."""
+    return (f"{_counted(count_jobs(media, mode, fallback_seed), 'job')} · {_counted(len(media.prompts), 'prompt')} × "
+            f"{_counted(variations_per_prompt(media, mode), 'variation')} × "
+            f"{_counted(len(seeds_for(media, fallback_seed)), 'seed')}")

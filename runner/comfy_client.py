@@ -24,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,7 @@ class RunResult:
     history: dict = field(default_factory=dict)  # the /history/<id> entry
     events: list = field(default_factory=list)   # [(type, data)] websocket events of this prompt
     wall_s: float = 0.0
+    ended: bool = False                          # its end-of-prompt event arrived
 
     @property
     def rejected(self) -> bool:
@@ -201,42 +202,55 @@ class ComfyClient:
         self.timeout = timeout
 
     # -- plain HTTP
+    def request_bytes(self, method: str, path: str, data: bytes | None = None, headers: dict | None = None,
+                      timeout: float | None = None) -> tuple[int, bytes]:
+        """(status, body). HTTP error statuses are returned, not raised; no answer is a ComfyError."""
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except (urllib.error.URLError, OSError) as e:
+            raise ComfyError(f"{method} {self.base_url}{path}: {getattr(e, 'reason', e)}") from e
+
     def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
         """(status, parsed JSON or raw text). HTTP error statuses are returned, not raised."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as r:
-                return r.status, _parse(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, _parse(e.read())
-        except (urllib.error.URLError, OSError) as e:
-            raise ComfyError(f"{method} {self.base_url}{path}: {e}") from e
+        status, raw = self.request_bytes(method, path, data, {"Content-Type": "application/json"} if data else None,
+                                         timeout)
+        return status, _parse(raw)
 
-    def upload_input(self, name: str, data: bytes, subfolder: str = "") -> str:
+    def upload_input(self, name: str, data: bytes, subfolder: str = "", overwrite: bool = False) -> str:
         """Put a file into ComfyUI's input/<subfolder>/ through its own upload route; returns the
-        name it got (an identical file is reused; a different one of that name gets a new name,
-        nothing is overwritten)."""
+        name it got. ``overwrite``: that name, replaced; else an identical file is reused and a
+        different one of that name gets a new name (``name (1).yaml``)."""
         boundary = uuid.uuid4().hex
+        fields = [("subfolder", None, subfolder.encode()), ("type", None, b"input")]
+        if overwrite:
+            fields.append(("overwrite", None, b"true"))
         body = b""
-        for field_name, filename, value in (("subfolder", None, subfolder.encode()),
-                                            ("type", None, b"input"), ("image", name, data)):
+        for field_name, filename, value in fields + [("image", name, data)]:
             disposition = f'form-data; name="{field_name}"' + (f'; filename="{filename}"' if filename else "")
             body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
         body += f"--{boundary}--\r\n".encode()
-        req = urllib.request.Request(self.base_url + "/upload/image", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                resp = _parse(r.read())
-        except urllib.error.HTTPError as e:
-            raise ComfyError(f"uploading {name}: HTTP {e.code}: {_parse(e.read())}") from e
-        except (urllib.error.URLError, OSError) as e:
+            status, raw = self.request_bytes("POST", "/upload/image", body,
+                                             {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        except ComfyError as e:
             raise ComfyError(f"uploading {name}: {e}") from e
+        resp = _parse(raw)
+        if status != 200:
+            raise ComfyError(f"uploading {name}: HTTP {status}: {resp}")
         if not isinstance(resp, dict) or "name" not in resp:
             raise ComfyError(f"uploading {name}: unexpected answer {resp!r}")
         return resp["name"]
+
+    def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes | None:
+        """A file through ComfyUI's /view (``kind``: output, input or temp); None when missing."""
+        query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": kind})
+        status, raw = self.request_bytes("GET", f"/view?{query}")
+        return raw if status == 200 else None
 
     def get(self, path: str, **kw) -> Any:
         status, body = self.request("GET", path, **kw)
@@ -259,8 +273,25 @@ class ComfyClient:
             return self.get(f"/history/{urllib.parse.quote(prompt_id)}")
         return self.get("/history" + (f"?max_items={max_items}" if max_items else ""))
 
-    def interrupt(self) -> None:
-        self.request("POST", "/interrupt", {})
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        """Stop the running prompt; with ``prompt_id`` only when that prompt is the one running
+        (recent ComfyUI checks the id itself; an older one would stop whatever runs, so the
+        queue is asked first)."""
+        if prompt_id is None:
+            self.request("POST", "/interrupt", {})
+        elif prompt_id in self.running_prompt_ids():
+            self.request("POST", "/interrupt", {"prompt_id": prompt_id})
+
+    def delete_queued(self, prompt_ids) -> None:
+        """Take these prompts out of the queue (those not started yet; others are not touched)."""
+        if prompt_ids:
+            self.request("POST", "/queue", {"delete": list(prompt_ids)})
+
+    def running_prompt_ids(self) -> list[str]:
+        return [item[1] for item in self.queue().get("queue_running", []) if len(item) > 1]
+
+    def pending_prompt_ids(self) -> list[str]:
+        return [item[1] for item in self.queue().get("queue_pending", []) if len(item) > 1]
 
     def is_up(self) -> bool:
         try:
@@ -297,8 +328,9 @@ class ComfyClient:
                 yield msg.get("type", ""), msg.get("data") or {}
 
     def run(self, prompt: dict, timeout: float = 300.0, extra_data: dict | None = None,
-            use_websocket: bool = True) -> RunResult:
-        """Post ``prompt`` and wait for its end; never raises for rejected/failed prompts."""
+            use_websocket: bool = True, on_event: Callable[[str, dict], None] | None = None) -> RunResult:
+        """Post ``prompt`` and wait for its end; never raises for rejected/failed prompts.
+        ``on_event(type, data)`` sees each websocket event of this prompt as it arrives."""
         t0 = time.monotonic()
         ws = None
         if use_websocket:
@@ -311,7 +343,7 @@ class ComfyClient:
             if status != 200 or "prompt_id" not in resp:
                 return RunResult("rejected", None, status, resp, wall_s=time.monotonic() - t0)
             result = RunResult("timeout", resp["prompt_id"], status, resp)
-            self._wait(result, ws, t0 + timeout)
+            self._wait(result, ws, t0 + timeout, on_event)
             result.wall_s = time.monotonic() - t0
             return result
         finally:
@@ -326,18 +358,28 @@ class ComfyClient:
         result.wall_s = time.monotonic() - t0
         return result
 
-    def _wait(self, result: RunResult, ws: WebSocket | None, deadline: float) -> None:
+    def _wait(self, result: RunResult, ws: WebSocket | None, deadline: float,
+              on_event: Callable[[str, dict], None] | None = None,
+              others: dict[str, RunResult] | None = None) -> WebSocket | None:
+        """Wait for ``result``'s prompt to end (its history entry is read then). Events of the
+        prompts in ``others`` (queued behind it) are kept on their results. Returns the
+        websocket, or None once it closed (the caller polls from then on)."""
         pid = result.prompt_id
+        ours = dict(others or {}, **{pid: result})
         while time.monotonic() < deadline:
-            if ws is not None:
+            if ws is not None and not result.ended:
                 try:
                     for kind, data in self.events(ws, timeout=min(2.0, max(0.05, deadline - time.monotonic()))):
-                        if data.get("prompt_id") not in (None, pid):
+                        target = ours.get(data.get("prompt_id"))
+                        if target is None:
                             continue
-                        if data.get("prompt_id") == pid:
-                            result.events.append((kind, data))
-                        if kind == "executing" and data.get("node") is None and data.get("prompt_id") == pid:
-                            break                  # sent after the history entry is stored
+                        target.events.append((kind, data))
+                        if on_event is not None:
+                            on_event(kind, data)
+                        if kind == "executing" and data.get("node") is None:
+                            target.ended = True    # sent after the history entry is stored
+                        if result.ended:
+                            break
                     else:
                         ws = None                  # socket closed: poll from now on
                 except TimeoutError:
@@ -348,9 +390,10 @@ class ComfyClient:
             if entry is not None:
                 result.history = entry
                 result.status = _status_of(entry)
-                return
-            if ws is None:
+                return ws
+            if ws is None or result.ended:
                 time.sleep(0.1)
+        return ws
 
     def _finished_entry(self, pid: str) -> dict | None:
         status, hist = self.request("GET", f"/history/{urllib.parse.quote(pid)}")

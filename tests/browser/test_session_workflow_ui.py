@@ -72,7 +72,7 @@ def test_oom_status_and_queue_session_queue_exactly_the_remaining_jobs(front, co
     front.js("() => app.queuePrompt(0, 1)")
     front.page.wait_for_function("""(id) => (app.graph.getNodeById(id).widgets
         .find(w => w.name === 'pm_status')?.value ?? '').startsWith('job 1 of 6')""", arg=oom, timeout=240_000)
-    assert widget_value(front, oom, "pm_status") == "job 1 of 6 · 3 prompts × 2 variations × 1 seeds"
+    assert widget_value(front, oom, "pm_status") == "job 1 of 6 · 3 prompts × 2 variations × 1 seed"
     assert widget_value(front, oom, "job_index") == 1          # incremented after queueing
     client, deadline = ComfyClient(comfy_url), time.monotonic() + 120
     while any(client.queue().get(k) for k in ("queue_running", "queue_pending")):   # saver done too
@@ -100,7 +100,7 @@ def test_oom_status_and_queue_session_queue_exactly_the_remaining_jobs(front, co
     assert [p[str(oom)]["inputs"]["job_index"] for p in posted] == [1, 2, 3, 4, 5]
     assert all(p[str(oom)]["inputs"]["run"] == "one job per run" for p in posted)
     assert set(posted[0][str(oom)]["inputs"]) == OOM_INPUTS      # no button, no status widget
-    assert widget_value(front, oom, "pm_status") == "queueing jobs 2..6 · 6 jobs · 3 prompts × 2 variations × 1 seeds"
+    assert widget_value(front, oom, "pm_status") == "queueing jobs 2..6 · 6 jobs · 3 prompts × 2 variations × 1 seed"
 
 
 def test_queue_session_refusal_is_a_toast_not_node_text(front):

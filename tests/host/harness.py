@@ -30,6 +30,9 @@ them with ``from prompt_media_pkg.tests.host.harness import *``):
     ``srv = make_comfy_server()``; ``srv.restart()``; every one is stopped after the test.
     ``make_comfy_server(base_dir=comfy_server.base)`` is NOT allowed while the session server
     runs (two servers on one sqlite db); give a fresh dir (the default) or stop first.
+``checkpoint_only_server`` (session)
+    A second started server whose models/ holds only the tiny checkpoint (no LoRAs): a fresh
+    install as a user has it.
 ``test_models_dir`` (session)
     The models dir made by tests/fixtures/make_test_models.py (cached across runs).
 
@@ -58,7 +61,7 @@ SKIP_REASON = "COMFYUI_PATH/COMFYUI_PYTHON not set: host tier skipped"
 PROMPT_MEDIA_INPUT = "prompt_media"          # the loader's folder under ComfyUI's input/
 DEFAULT_TIMEOUT = 300.0
 
-__all__ = ["comfy_host", "test_models_dir", "comfy_server", "comfy", "make_comfy_server",
+__all__ = ["comfy_host", "test_models_dir", "comfy_server", "checkpoint_only_server", "comfy", "make_comfy_server",
            "pytest_collection_modifyitems", "pytest_runtest_makereport", "HostConfig", "HostTest", "SKIP_REASON", "EXTENSION_NAME"]
 
 
@@ -140,6 +143,26 @@ def comfy_server(request, comfy_host, test_models_dir) -> ComfyServer:
     finally:
         for base in factory.close(keep=_keep(request.session)):
             sys.stderr.write(f"\n[host] kept base dir {base} (log {base}/comfyui-*.log)\n")
+
+
+@pytest.fixture(scope="session")
+def checkpoint_only_server(request, comfy_host, test_models_dir, tmp_path_factory) -> ComfyServer:
+    """A started server like ``comfy_server`` whose models are only the tiny checkpoint: what a
+    fresh ComfyUI with one checkpoint has (no test LoRAs)."""
+    models = tmp_path_factory.mktemp("checkpoint-only-models")
+    (models / "checkpoints").mkdir()
+    for ckpt in (test_models_dir / "checkpoints").iterdir():
+        (models / "checkpoints" / ckpt.name).symlink_to(ckpt.resolve())
+    factory = _factory(comfy_host, models)
+    try:
+        server = factory()
+    except ServerError as e:
+        factory.close(keep=True)
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield server
+    finally:
+        factory.close(keep=_keep(request.session))
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Issue 9: every file of example_prompts/ through the shipped API workflow
 (workflows/api/prompt_media_session.json) in real ComfyUI.
 
-For each file: the server's session route validates the file as shipped (job count and
-description, the same as the pure expansion says), then the first job of a small copy runs,
+Issue 16: on a server holding only the tiny checkpoint (no LoRAs), as a fresh install with one
+checkpoint has it. For each file: the server's session route validates the file as shipped (job
+count and description, the same as the pure expansion says), then the first job of a small copy runs,
 one job per run, and its image and sidecar land in a session folder. The small copy exists
 because the loader outputs width, height and steps from the YAML (see tests/host/shrink.py):
 64x64 at 1 step keeps a job well under a second on CPU.
@@ -10,17 +11,15 @@ because the loader outputs width, height and steps from the YAML (see tests/host
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from PIL import Image
-
 from prompt_media_pkg.core.expand import count_jobs, describe, iter_jobs
 from prompt_media_pkg.core.schema import load_prompt_media
+from prompt_media_pkg.tests.host.harness import HostTest
 from prompt_media_pkg.tests.host.shrink import shrink
 from prompt_media_pkg.tests.host.workflows import oom_id, session_prompt
 
@@ -34,10 +33,6 @@ RUNS = {
     "cycle_orders_of_magnitude.yaml": {"preset": "", "mode": "cycle", "jobs": 4},
     "presets_and_loras.yaml": {"preset": "draft", "mode": "product", "jobs": 2},
 }
-# presets_and_loras.yaml names LoRAs nobody has: the test provides them the way a user would,
-# by putting files with those names into models/loras (copies of two tiny test LoRAs)
-EXAMPLE_LORAS = {"my_style_lora.safetensors": "tiny_lora_attn.safetensors",
-                 "detail_tweaker.safetensors": "tiny_lora_conv.safetensors"}
 
 
 def test_every_example_file_has_a_run_here():
@@ -48,29 +43,16 @@ def set_inputs(prompt: dict, class_type: str, **values) -> None:
     next(n for n in prompt.values() if n["class_type"] == class_type)["inputs"].update(values)
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture
-def example_loras(comfy):
-    """The example's LoRA names in the server's models/loras, removed again afterwards."""
-    loras = comfy.server.base / "models" / "loras"
-    made = []
-    try:
-        for name, source in EXAMPLE_LORAS.items():
-            shutil.copyfile((loras / source).resolve(), loras / name)
-            made.append(loras / name)
-        yield {name: sha256_file(loras / name) for name in EXAMPLE_LORAS}
-    finally:
-        for path in made:
-            path.unlink(missing_ok=True)
+def fresh(request, checkpoint_only_server) -> HostTest:
+    return HostTest(checkpoint_only_server, request.node.name)
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_example_validates_and_its_first_job_lands_with_a_sidecar(comfy, name, request):
+def test_example_runs_its_first_job_on_a_fresh_host_with_only_a_checkpoint(fresh, name):
+    comfy = fresh
+    assert comfy.client.get("/models/loras") == []
     run = RUNS[name]
-    loras = request.getfixturevalue("example_loras") if name == "presets_and_loras.yaml" else {}
     text = (EXAMPLES / name).read_text(encoding="utf-8")
     media = load_prompt_media(text, name, run["preset"])
     first = next(iter(iter_jobs(media, run["mode"])))
@@ -106,8 +88,4 @@ def test_example_validates_and_its_first_job_lands_with_a_sidecar(comfy, name, r
     assert (sidecar["oom"]["index"], sidecar["oom"]["total"], sidecar["oom"]["mode"]) == (0, run["jobs"], run["mode"])
     assert sidecar["session"]["source_name"] == small
     assert (images[0].parent / small).is_file()                     # the session keeps its file
-    expected_loras = [{"lora_name": lora.name if lora.name.endswith(".safetensors") else lora.name + ".safetensors",
-                       "strength_model": lora.strength_model, "strength_clip": lora.strength_clip}
-                      for lora in media.loras]
-    assert [{k: l[k] for k in ("lora_name", "strength_model", "strength_clip")} for l in params["loras"]] == expected_loras
-    assert {l["lora_name"]: l["sha256"] for l in params["loras"]} == loras
+    assert media.loras == () and params["loras"] == []           # runnable without downloads

@@ -121,14 +121,16 @@ def test_cli_runs_a_session_end_to_end_and_resumes(comfy, tmp_path):
     assert done.returncode == 0, done.stderr
     printed = [line for line in done.stdout.splitlines() if line.endswith(".png")]
     images = session_images(comfy.server.output_dir, root)
-    assert len(printed) == 6 and [Path(p).name for p in printed] == [p.name for p in images]
-    assert "6 jobs · 3 prompts × 2 variations × 1 seeds" in done.stderr
+    assert printed == [str(p) for p in images]                        # absolute paths
+    assert "6 jobs · 3 prompts × 2 variations × 1 seed" in done.stderr
 
-    # --resume after a complete session has nothing to continue: it starts a new one
+    # --resume after a complete session: nothing to continue, and it says so
     again = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", TEST_CHECKPOINT,
                     "--root", root, "--compose", "none", "--resume")
     assert again.returncode == 0, again.stderr
-    assert len(session_images(comfy.server.output_dir, root)) == 12
+    assert f"cli_session.yaml: the session in {images[0].parent} is complete (6 jobs saved); run without " \
+           "--resume to start a new one\n" in again.stderr
+    assert again.stdout == "" and len(session_images(comfy.server.output_dir, root)) == 6
 
 
 def test_cli_refuses_a_bad_yaml_with_file_and_line(comfy, tmp_path):
@@ -142,10 +144,16 @@ def test_cli_refuses_a_bad_yaml_with_file_and_line(comfy, tmp_path):
 def test_cli_reports_a_failing_job_with_comfyuis_error(comfy, tmp_path):
     yaml_file = tmp_path / "ok.yaml"
     yaml_file.write_text(SESSION_YAML, encoding="utf-8")
-    result = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", "no_such_model.ckpt",
-                     "--root", f"{comfy.prefix}/fail")
-    assert result.returncode == 2
-    assert "no_such_model.ckpt" in result.stdout + result.stderr
+    blocker = comfy.server.output_dir / comfy.prefix / "blocker"       # a file where the saver needs a folder
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("")
+    result = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", TEST_CHECKPOINT,
+                     "--root", f"{comfy.prefix}/blocker/images")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines()[1:] == [
+        "error: job 1 of 12 failed: execution error in node 10 (PromptMediaSessionSaver): NotADirectoryError: "
+        f"[Errno 20] Not a directory: '{blocker}/images' (the traceback is in ComfyUI's log)",
+        "no job of this session was saved"]
 
 
 def test_workflow_template_is_listed_and_served(comfy):

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from prompt_media_pkg.core.errors import PromptMediaError
-from prompt_media_pkg.core.expand import compose_prompt, count_jobs, expand
+from prompt_media_pkg.core.expand import compose_prompt, count_jobs, describe, expand
 from prompt_media_pkg.core.schema import load_prompt_media
 
 SEED_DOC = """
@@ -112,7 +112,7 @@ def test_cap_is_refused_before_building_in_constant_time():
         f"  x{i}: {{type: sequential, values: {values}}}\n" for i in range(50))   # 100**50 jobs
     m = media(text)
     t0 = time.thread_time()
-    with pytest.raises(PromptMediaError, match=r"expands to about 10\^100 jobs · 1 prompts × about 10\^100 variations × 1 seeds, more than max_jobs=10,000"):
+    with pytest.raises(PromptMediaError, match=r"expands to about 10\^100 jobs · 1 prompt × about 10\^100 variations × 1 seed, more than max_jobs=10,000"):
         expand(m)
     assert time.thread_time() - t0 < 0.1
     assert len(expand(media(SEED_DOC), max_jobs=6)) == 6
@@ -140,3 +140,9 @@ def test_variation_values_follow_the_files_order():
               "  s: {type: sequential, values: [s1]}\n  t: {type: static, values: [t1]}\n")
     job = expand(m)[0]
     assert list(job["variation_values"]) == ["r", "s", "t"] and job["positive"] == "p, r1, s1, t1"
+
+
+def test_describe_says_one_of_each_in_the_singular():
+    assert describe(media("prompts: [a]\nseeds: [1]\n"), "product") == "1 job · 1 prompt × 1 variation × 1 seed"
+    assert describe(media(SEED_DOC.replace("[12345]", "[1, 2]")), "product") == \
+        "12 jobs · 3 prompts × 2 variations × 2 seeds"
