@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import import_package, machine_line  # noqa: E402  (shared with the session benchmark)
+from benchlib import import_package, machine_line
 
 
 def peak_rss_mib() -> float:
@@ -55,6 +55,7 @@ def make_session(folder: str, seeds: int, prompts: int, variations: int) -> None
     import_package()
     import numpy as np
     from PIL import Image
+
     from prompt_media_pkg.tests.synthetic_session import write_session
 
     rng = np.random.default_rng(1)

@@ -26,7 +26,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import REPO, import_package  # noqa: E402
+from benchlib import REPO, import_package
 
 CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
 LORAS = (("tiny_lora_attn.safetensors", 0.8, 0.7), ("tiny_lora_conv.safetensors", 0.6, 0.6),
@@ -115,14 +115,15 @@ def _comfy_imports(comfyui: str, work: str, models: str):
     sys.path.insert(0, comfyui)
     from comfy.cli_args import args
     args.cpu = True                        # as the server runs here (--cpu); no CUDA probing
-    import utils.install_util              # noqa: F401  bind ComfyUI's utils package first, as main.py does
+    import utils.install_util  # noqa: F401  bind ComfyUI's utils package first, as main.py does
+
     import folder_paths
     folder_paths.set_output_directory(os.path.join(work, "output"))
     folder_paths.set_input_directory(os.path.join(work, "input"))
     folder_paths.set_temp_directory(os.path.join(work, "temp"))
     for kind in ("checkpoints", "loras"):
         folder_paths.add_model_folder_path(kind, os.path.join(models, kind), is_default=True)
-    import nodes as comfy_nodes            # ComfyUI's own nodes module (SaveImage)
+    import nodes as comfy_nodes  # ComfyUI's own nodes module (SaveImage)
     import_package(nodes_without_init=True)   # no PromptServer here: skip nodes/__init__ (routes)
     from prompt_media_pkg.nodes.saver import PromptMediaSessionSaver
     return comfy_nodes, PromptMediaSessionSaver
@@ -160,10 +161,11 @@ def _workflow_pair():
 
 def bench_saver(comfyui: str, work: str, models: str, reps: int, size: int) -> dict:
     comfy_nodes, SessionSaver = _comfy_imports(comfyui, work, models)
-    from prompt_media_pkg.core.expand import expand
-    from prompt_media_pkg.core.schema import load_prompt_media
-    from prompt_media_pkg.core.hashing import sha256_file
     import folder_paths
+
+    from prompt_media_pkg.core.expand import expand
+    from prompt_media_pkg.core.hashing import sha256_file
+    from prompt_media_pkg.core.schema import load_prompt_media
 
     media = load_prompt_media(session_yaml(10, 2, 5, size=size), "bench_saver.yaml")
     jobs = expand(media)

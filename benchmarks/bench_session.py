@@ -36,9 +36,19 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from benchlib import (REPO, Stat, Table, TimedClient, filesystem_of, host_versions,  # noqa: E402
-                      import_package, load_average, machine_line, peak_rss_mib)
 from bench_inprocess import CHECKPOINT, LORAS, session_yaml  # noqa: E402
+from benchlib import (  # noqa: E402
+    REPO,
+    Stat,
+    Table,
+    TimedClient,
+    filesystem_of,
+    host_versions,
+    import_package,
+    load_average,
+    machine_line,
+    peak_rss_mib,
+)
 
 import_package()
 from prompt_media_pkg.runner import host_setup as runner  # noqa: E402
@@ -336,7 +346,7 @@ def bench_memory(factory, sizes: tuple[int, int], table: Table, notes: list[str]
                 factory.close(keep=False)
     small, large = sizes
     for run in ("one job per run", "all jobs"):
-        (i1, p1), (i2, p2) = peaks[(run, small)], peaks[(run, large)]
+        (_, p1), (_, p2) = peaks[(run, small)], peaks[(run, large)]
         diff = p2 - p1
         table.add("5" if run == "one job per run" else "5b", f"peak RSS (VmHWM) {run}: {small} vs {large} jobs",
                   f"{p1:.0f} MiB", f"{p2:.0f} MiB", f"+{diff:.1f} MiB",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import PromptMediaError
 from .schema import PromptMedia, Variation

@@ -12,8 +12,13 @@ Sidecars are written atomically and never replace an existing file unless ``over
 This module is the stable public name of the API; the format lives in ``core.sidecar``
 (which also reads a sidecar into a typed record, ``read_sidecar``).
 """
-from .sidecar import (GenerationParamsError, get_params_path, load_generation_params, params_exist,
-                      save_generation_params)
+from .sidecar import (
+                      GenerationParamsError,
+                      get_params_path,
+                      load_generation_params,
+                      params_exist,
+                      save_generation_params,
+)
 
 __all__ = ["GenerationParamsError", "get_params_path", "load_generation_params", "params_exist",
            "save_generation_params"]

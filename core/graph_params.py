@@ -10,8 +10,9 @@ linked values). Pure Python, robust to graphs it does not know: what it cannot f
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 SAMPLER_CLASSES = {"KSampler": "seed", "KSamplerAdvanced": "noise_seed"}   # class -> seed input
 TEXT_ENCODERS = {"CLIPTextEncode": "text", "CLIPTextEncodeSDXL": "text_g",

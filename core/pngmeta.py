@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo

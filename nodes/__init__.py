@@ -2,8 +2,15 @@
 
 Each node module exports NODE_CLASS_MAPPINGS / NODE_DISPLAY_NAME_MAPPINGS; this file merges them.
 """
-from . import contact_sheet, load_params, loader, lora_chain, oom, saver
-from . import routes  # noqa: F401  (registers the HTTP routes on import)
+from . import (
+    contact_sheet,
+    load_params,
+    loader,
+    lora_chain,
+    oom,
+    routes,  # noqa: F401  (registers the HTTP routes on import)
+    saver,
+)
 
 NODE_MODULES = (loader, oom, lora_chain, saver, load_params, contact_sheet)
 

@@ -12,9 +12,18 @@ from PIL import Image
 
 import folder_paths
 
-from ..core.contact_sheet import (BACKGROUND, DEFAULT_BORDER, DEFAULT_CELL_SIZE, DEFAULT_FONT_SIZE,
-                                  DEFAULT_FRAME_MS, DEFAULT_MAX_HEIGHT, DEFAULT_MAX_WIDTH,
-                                  DEFAULT_ROW_SPACING, compose_session, session_fingerprint)
+from ..core.contact_sheet import (
+    BACKGROUND,
+    DEFAULT_BORDER,
+    DEFAULT_CELL_SIZE,
+    DEFAULT_FONT_SIZE,
+    DEFAULT_FRAME_MS,
+    DEFAULT_MAX_HEIGHT,
+    DEFAULT_MAX_WIDTH,
+    DEFAULT_ROW_SPACING,
+    compose_session,
+    session_fingerprint,
+)
 from ..core.paths import PathError
 from ..core.session import DEFAULT_ROOT, session_folder_path, session_folders
 from .host import CATEGORY

@@ -10,8 +10,14 @@ import folder_paths
 
 from ..core.paths import PathError, ensure_inside, path_inside
 from ..core.session import DEFAULT_ROOT, recent_sidecars
-from ..core.sidecar import (MAX_SIDECAR_BYTES, GenerationParamsError, Sidecar, get_params_path,
-                            read_sidecar, regeneration)
+from ..core.sidecar import (
+    MAX_SIDECAR_BYTES,
+    GenerationParamsError,
+    Sidecar,
+    get_params_path,
+    read_sidecar,
+    regeneration,
+)
 from .host import CATEGORY
 
 log = logging.getLogger(__name__)

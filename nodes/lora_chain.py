@@ -11,8 +11,13 @@ import folder_paths
 
 from ..core.errors import PromptMediaError
 from ..core.hashing import sha256_file
-from ..core.lora_names import (STRENGTH_MODES, normalize_lora_stack, parse_rows, plan_chain,
-                               resolve_lora_name, stack_entry)
+from ..core.lora_names import (
+    STRENGTH_MODES,
+    parse_rows,
+    plan_chain,
+    resolve_lora_name,
+    stack_entry,
+)
 from .host import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -139,7 +144,7 @@ class PromptMediaLoraChain:
 def yaml_lora_errors(prompt: dict) -> dict[str, str]:
     """{chain node id: message} for chains whose lora_stack comes straight from a loader whose YAML
     names a LoRA that does not resolve. Loader inputs that are links are left to execution time."""
-    from .loader import constant_source, load      # the loader's own parser and cache
+    from .loader import constant_source, load  # the loader's own parser and cache
     errors = {}
     available = None
     for node_id, node in prompt.items():

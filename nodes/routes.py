@@ -5,8 +5,9 @@ POST /prompt_media/session  {prompt: <API prompt>, node_id: <OOM node id>}
 """
 from __future__ import annotations
 
-import folder_paths
 from aiohttp import web
+
+import folder_paths
 from server import PromptServer
 
 from ..core.errors import PromptMediaError

@@ -22,10 +22,24 @@ from ..core.generation_params import save_generation_params
 from ..core.graph_params import find_sampler_params, resolve
 from ..core.hashing import sha256_bytes, sha256_file
 from ..core.pngmeta import COMPRESS_LEVEL, a1111_parameters, comfy_chunks, encode_png
-from ..core.session import (DEFAULT_ROOT, STARTED_FORMAT, claim_and_publish, copy_prompt_file,
-                            open_or_continue, resolve_root, save_session)
-from ..core.sidecar import (PLUGIN_NAME, applied_loras, oom_section, parameters_section,
-                            parameters_source_section, parse_project_id, session_section)
+from ..core.session import (
+    DEFAULT_ROOT,
+    STARTED_FORMAT,
+    claim_and_publish,
+    copy_prompt_file,
+    open_or_continue,
+    resolve_root,
+    save_session,
+)
+from ..core.sidecar import (
+    PLUGIN_NAME,
+    applied_loras,
+    oom_section,
+    parameters_section,
+    parameters_source_section,
+    parse_project_id,
+    session_section,
+)
 from .host import CATEGORY, send_event
 
 log = logging.getLogger(__name__)

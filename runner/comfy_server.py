@@ -156,7 +156,7 @@ class ComfyServer:
                 "--database-url", f"sqlite:///{self.base}/user/comfyui.db",
                 ATTENTION_FLAG, *self.extra_args]
 
-    def start(self) -> "ComfyServer":
+    def start(self) -> ComfyServer:
         if self.running():
             return self
         self.prepare()
@@ -209,7 +209,7 @@ class ComfyServer:
         self.proc = None
         _RUNNING.discard(self)
 
-    def restart(self) -> "ComfyServer":
+    def restart(self) -> ComfyServer:
         """Stop and start again on the same port and base dir (a ComfyUI restart)."""
         self.stop()
         deadline = time.monotonic() + 10
@@ -221,7 +221,7 @@ class ComfyServer:
                 time.sleep(0.2)
         return self.start()
 
-    def __enter__(self) -> "ComfyServer":
+    def __enter__(self) -> ComfyServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -29,7 +29,7 @@ def main() -> int:
     parser.add_argument("--url", required=True, help="a running ComfyUI with this extension")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "tests" / "browser"))
-    from frontend import SETTINGS, FrontEnd, http_json, launch_browser  # noqa: E402
+    from frontend import SETTINGS, FrontEnd, http_json, launch_browser
     from playwright.sync_api import sync_playwright
 
     api = json.loads(API.read_text(encoding="utf-8"))

@@ -15,13 +15,32 @@ Modules, by job: ``scan`` (which images a folder holds and where each goes, from
 ``text`` (fonts, shortening, wrapping), ``plan`` (pages, cells and labels), ``render`` (pixels:
 thumbnails, pages, animation frames), ``compose`` (options, writing the files).
 """
-from .compose import (ANIMATION_FORMATS, DEFAULT_ANIMATION_SIZE, DEFAULT_FRAME_MS, SHEET_FORMATS,
-                      ComposeResult, compose_session, session_header, sheet_names)
-from .plan import (DEFAULT_BORDER, DEFAULT_CELL_SIZE, DEFAULT_FONT_SIZE, DEFAULT_MAX_HEIGHT,
-                   DEFAULT_MAX_WIDTH, DEFAULT_ROW_SPACING, MIN_CELL_SIZE, Cell, Grid, Page, SheetPlan,
-                   TextItem, plan_sheet)
-from .render import (BACKGROUND, EMPTY_CELL, LETTERBOX, LazyFrames, fit_inside, letterboxed, render_page,
-                     thumbnail)
+from .compose import (
+                      ANIMATION_FORMATS,
+                      DEFAULT_ANIMATION_SIZE,
+                      DEFAULT_FRAME_MS,
+                      SHEET_FORMATS,
+                      ComposeResult,
+                      compose_session,
+                      session_header,
+                      sheet_names,
+)
+from .plan import (
+                      DEFAULT_BORDER,
+                      DEFAULT_CELL_SIZE,
+                      DEFAULT_FONT_SIZE,
+                      DEFAULT_MAX_HEIGHT,
+                      DEFAULT_MAX_WIDTH,
+                      DEFAULT_ROW_SPACING,
+                      MIN_CELL_SIZE,
+                      Cell,
+                      Grid,
+                      Page,
+                      SheetPlan,
+                      TextItem,
+                      plan_sheet,
+)
+from .render import BACKGROUND, EMPTY_CELL, LETTERBOX, LazyFrames, fit_inside, letterboxed, render_page, thumbnail
 from .scan import SessionImage, Skipped, is_own_output, scan_session, session_fingerprint
 from .text import load_font, shorten, wrap, wrap_parts
 

@@ -9,8 +9,18 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from ..atomic import replace_bytes
-from .plan import (DEFAULT_BORDER, DEFAULT_CELL_SIZE, DEFAULT_FONT_SIZE, DEFAULT_MAX_HEIGHT,
-                   DEFAULT_MAX_WIDTH, DEFAULT_ROW_SPACING, Grid, dominant_size, fit_box, plan_sheet)
+from .plan import (
+    DEFAULT_BORDER,
+    DEFAULT_CELL_SIZE,
+    DEFAULT_FONT_SIZE,
+    DEFAULT_MAX_HEIGHT,
+    DEFAULT_MAX_WIDTH,
+    DEFAULT_ROW_SPACING,
+    Grid,
+    dominant_size,
+    fit_box,
+    plan_sheet,
+)
 from .render import LazyFrames, letterboxed, render_page
 from .scan import ANIMATION_STEM, SHEET_STEM, SessionImage, Skipped, scan_session
 from .text import SEPARATOR

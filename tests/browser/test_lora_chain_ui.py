@@ -3,13 +3,10 @@ exactly the rows by name; rows come back after save + reload, from the saved fil
 from a PNG's embedded workflow and after copy/paste."""
 from __future__ import annotations
 
-import io
 import json
 import re
 import time
 from pathlib import Path
-
-import pytest
 
 from prompt_media_pkg.tests.browser.frontend import http_json, userdata_path
 

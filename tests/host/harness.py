@@ -52,9 +52,16 @@ import pytest
 
 from prompt_media_pkg.runner.comfy_client import ComfyClient, RunResult
 from prompt_media_pkg.runner.comfy_server import ComfyServer, ServerError, port_range_from_env
+
 # host discovery, test models and the server factory are shared with benchmarks/
-from prompt_media_pkg.runner.host_setup import (EXTENSION_NAME, HostConfig, ServerFactory, ModelBuildError,
-                                                build_test_models, host_config)
+from prompt_media_pkg.runner.host_setup import (
+    EXTENSION_NAME,
+    HostConfig,
+    ModelBuildError,
+    ServerFactory,
+    build_test_models,
+    host_config,
+)
 
 HOST_DIR = Path(__file__).resolve().parent
 SKIP_REASON = "COMFYUI_PATH/COMFYUI_PYTHON not set: host tier skipped"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from prompt_media_pkg.runner.comfy_client import ComfyClient
 from prompt_media_pkg.runner.comfy_server import ComfyServer
 from prompt_media_pkg.runner.host_setup import fresh_base_dir

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import tomllib
 from PIL import Image
+
 from prompt_media_pkg.core.expand import count_jobs, describe, iter_jobs
 from prompt_media_pkg.core.schema import load_prompt_media
 from prompt_media_pkg.tests.host.harness import HostTest

@@ -7,7 +7,6 @@ outside output/.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_media_pkg.tests.host.test_contact_sheet_host import sheet_workflow, SHEET_NODE
+from prompt_media_pkg.tests.host.test_contact_sheet_host import SHEET_NODE, sheet_workflow
 from prompt_media_pkg.tests.host.workflows import session_prompt
 
 SAVER, LOADER, CHAIN = "10", "2", "4"

@@ -60,7 +60,7 @@ def test_comfy_section_has_publisher_display_name_and_an_icon_that_exists(config
     assert icon, f"Icon {comfy['icon']!r} is not a file of {urls['repository']} on main"
     path = REPO / icon.group(1)
     assert path.is_file(), f"Icon points at {icon.group(1)}, which is not in the repository"
-    from PIL import Image   # the registry shows icons square, at most 400 px
+    from PIL import Image  # the registry shows icons square, at most 400 px
     with Image.open(path) as im:
         assert im.width == im.height <= 400, im.size
 

@@ -180,7 +180,7 @@ def test_one_job_per_run_continues_and_widget_override_is_recorded(comfy):
         src = side["parameters_source"]
         assert src["fields"]["steps"] == "widget" and src["fields"]["seed"] == "job"
         assert src["overrides"] == {"steps": {"used": 2, "file": 1}}
-        assert f"Steps: 2," in Image.open(dirs[0] / name).text["parameters"]
+        assert "Steps: 2," in Image.open(dirs[0] / name).text["parameters"]
     state = json.loads(next((comfy.server.output_dir / root / ".prompt_media" / "sessions").glob("*.json")).read_text())
     assert state["last_index"] == 2 and state["last_count"] == 3
     assert (comfy.server.output_dir / root / state["folder"]) == dirs[0]

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from prompt_media_pkg.tests.host.workflows import TEST_CHECKPOINT, oom_id, session_prompt
 
 REPO = Path(__file__).resolve().parents[2]

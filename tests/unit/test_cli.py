@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from prompt_media_pkg.runner.comfy_server import ATTENTION_FLAG, device_args
 from prompt_media_pkg.runner.workflow import build_prompt, ui_twin_path, ui_workflow_for
 

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 from aiohttp import web
+
 from prompt_media_pkg.runner.comfy_client import (
     BLOCKED_TYPE,
     ComfyClient,

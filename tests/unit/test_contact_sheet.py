@@ -6,8 +6,8 @@ import os
 import pytest
 from PIL import Image
 
-from prompt_media_pkg.core import contact_sheet as cs
 from prompt_media_pkg.core import atomic
+from prompt_media_pkg.core import contact_sheet as cs
 from prompt_media_pkg.core.paths import PathError
 from prompt_media_pkg.core.session import session_folder_path
 from prompt_media_pkg.tests.synthetic_session import write_session

@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pytest
 
-from prompt_media_pkg.core import atomic, session as s
+from prompt_media_pkg.core import atomic
+from prompt_media_pkg.core import session as s
 from prompt_media_pkg.core.generation_params import save_generation_params
 
 T0 = datetime(2025, 10, 13, 14, 58, 7)

@@ -9,9 +9,7 @@ building any job.
 Runs are reproducible (derandomized, no example database): 10,960 documents per run
 (EXAMPLES), about 90 s on a busy 2-core box.
 """
-import datetime
 import json
-import math
 import os
 import re
 import time
@@ -24,8 +22,7 @@ from hypothesis import strategies as st
 
 from prompt_media_pkg.core.errors import PromptMediaError
 from prompt_media_pkg.core.expand import MODES, count_jobs, expand
-from prompt_media_pkg.core.schema import (KNOWN_KEYS, MAX_TEXT_CHARS, VARIATION_TYPES, PromptMedia,
-                                          load_prompt_media)
+from prompt_media_pkg.core.schema import KNOWN_KEYS, MAX_TEXT_CHARS, VARIATION_TYPES, PromptMedia, load_prompt_media
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 CORPUS_TEXTS = [p.read_text(encoding="utf-8") for p in sorted(CORPUS.glob("*.y*ml"))]

@@ -1,11 +1,14 @@
 import json
-import os
 
 import pytest
 
 from prompt_media_pkg.core.generation_params import (
-    GenerationParamsError, get_params_path, load_generation_params, params_exist,
-    save_generation_params)
+    GenerationParamsError,
+    get_params_path,
+    load_generation_params,
+    params_exist,
+    save_generation_params,
+)
 
 PARAMS = {"prompt": "a lake at dawn", "negative_prompt": "blurry", "width": 64, "height": 64,
           "steps": 2, "cfg_scale": 7.0, "sampler": "euler", "scheduler": "normal", "denoise": 1.0,

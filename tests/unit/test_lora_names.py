@@ -3,8 +3,16 @@ import pytest
 
 from prompt_media_pkg.core.errors import PromptMediaError
 from prompt_media_pkg.core.lora_names import (
-    LoraNameError, closest_names, normalize_lora_stack, parse_row, parse_rows, plan_chain,
-    resolve_lora_name, row_number, stack_entry)
+    LoraNameError,
+    closest_names,
+    normalize_lora_stack,
+    parse_row,
+    parse_rows,
+    plan_chain,
+    resolve_lora_name,
+    row_number,
+    stack_entry,
+)
 
 AVAILABLE = [
     "Bonafida.Studio.safetensors",

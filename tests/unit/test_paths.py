@@ -101,7 +101,7 @@ def test_recorded_session_folder_pointing_out_is_not_continued(tree):
     for folder in ("../../../canary", "/tmp", "C:/x", "a\0b", "link"):
         if folder == "link":
             os.symlink(canary, os.path.join(root, "link"))
-        text = open(state).read().replace(f'"{first.state()["folder"]}"', '"%s"' % folder.replace("\0", "\\u0000"))
+        text = open(state).read().replace(f'"{first.state()["folder"]}"', '"{}"'.format(folder.replace("\0", "\\u0000")))
         with open(state, "w") as f:
             f.write(text)
         assert s.load_session(root, "exp") is None, folder          # refused: a new session opens

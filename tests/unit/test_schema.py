@@ -1,12 +1,10 @@
 """The prompt media file: dialects, settings resolution and every error path with its message."""
-import os
 from pathlib import Path
 
 import pytest
 
 from prompt_media_pkg.core.errors import PromptMediaError
-from prompt_media_pkg.core.schema import (DEFAULT_SETTINGS, LoraSpec, load_prompt_media,
-                                          load_prompt_media_file)
+from prompt_media_pkg.core.schema import DEFAULT_SETTINGS, LoraSpec, load_prompt_media, load_prompt_media_file
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "corpus"
 SHARED_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "prompt-media"

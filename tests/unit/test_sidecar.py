@@ -4,9 +4,17 @@ import re
 
 import pytest
 
-from prompt_media_pkg.core.sidecar import (GenerationParamsError, LoraUse, OomPlace, applied_loras,
-                                           oom_section, parse_project_id, read_sidecar, regeneration,
-                                           save_generation_params)
+from prompt_media_pkg.core.sidecar import (
+    GenerationParamsError,
+    LoraUse,
+    OomPlace,
+    applied_loras,
+    oom_section,
+    parse_project_id,
+    read_sidecar,
+    regeneration,
+    save_generation_params,
+)
 from prompt_media_pkg.tests.synthetic_session import make_sidecar
 
 HASHES = {"a.safetensors": "aa" * 32, "b.safetensors": "bb" * 32, "core.safetensors": "cc" * 32}
