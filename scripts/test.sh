@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command (also what .ci/run runs):
 #
-#   bash scripts/test.sh [unit] [host] [browser] [-- PYTEST_ARGS...]     (default: every tier)
+#   bash scripts/test.sh [lint] [unit] [host] [browser] [-- PYTEST_ARGS...]  (default: every tier)
 #
 # Installs what it needs itself: a venv at .venv (or $PM_VENV) with the pinned packages of
 # scripts/requirements-test.txt (no torch: the unit tier must not need it).
 # Tiers:
+#   lint     ruff check . (rules in pyproject.toml [tool.ruff]); pytest arguments do not apply.
 #   unit     tests/unit, always.
 #   host     tests/host against a real headless ComfyUI. The host is COMFYUI_PATH (ComfyUI
 #            source dir) + COMFYUI_PYTHON (its python) from the environment, else the
@@ -36,13 +37,13 @@ TIERS=()
 PYTEST_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    unit|host|browser) TIERS+=("$1"); shift ;;
+    lint|unit|host|browser) TIERS+=("$1"); shift ;;
     --) shift; PYTEST_ARGS=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) die "unknown argument '$1' (tiers: unit host browser; pytest arguments after --)" ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) die "unknown argument '$1' (tiers: lint unit host browser; pytest arguments after --)" ;;
   esac
 done
-[ ${#TIERS[@]} -eq 0 ] && TIERS=(unit host browser)
+[ ${#TIERS[@]} -eq 0 ] && TIERS=(lint unit host browser)
 wants() { local t; for t in "${TIERS[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
 
 # ------------------------------------------------------------------ environment
@@ -150,6 +151,15 @@ run_tier() {  # name path
   SUMMARY+=("$(printf '%-8s %-34s %s passed, %s failed, %s skipped in %ss' "$name" "$status" "$p" "$f" "$s" "$secs")")
 }
 
+run_lint() {
+  local t0 status
+  say "---- tier lint: ruff check . ----"
+  t0=$(date +%s)
+  if "$VENV/bin/ruff" check . ; then status="passed"
+  else status="FAILED (ruff: fix or 'ruff check --fix .')"; FAILED=1; TOTAL_FAILED=$((TOTAL_FAILED + 1)); fi
+  SUMMARY+=("$(printf '%-8s %-34s ruff %s in %ss' lint "$status" "$("$VENV/bin/ruff" --version | cut -d' ' -f2)" "$(( $(date +%s) - t0 ))")")
+}
+
 skip_tier() { SUMMARY+=("$(printf '%-8s %-34s %s' "$1" "skipped" "$2")"); }
 
 T0=$(date +%s)
@@ -161,6 +171,7 @@ else
   say "host: none ($HOST_REASON)"
 fi
 
+wants lint && run_lint
 wants unit && run_tier unit tests/unit
 
 if wants host; then
