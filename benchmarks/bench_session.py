@@ -6,7 +6,7 @@
 Any python >= 3.10 with aiohttp (ComfyUI's own, or the test venv) runs this driver; the ComfyUI
 host is --comfyui / --python or COMFYUI_PATH / COMFYUI_PYTHON. It uses the project's tiny test checkpoint and LoRAs
 (tests/fixtures/make_test_models.py) at 64x64, 2 steps, so our overhead is magnified, and starts
-real ComfyUI servers with this repository linked in (runner/host_setup.py, as the host tests do).
+real ComfyUI servers with this repository linked in (tests/comfy_host.py, as the host tests do).
 
 1. steady-state session overhead: the project's session API workflow (loader -> OOM "one job per
    run" -> LoRA chain of 3 -> core encode/sample/decode -> session saver) against the core-only
@@ -51,8 +51,8 @@ from benchlib import (  # noqa: E402
 )
 
 import_package()
-from prompt_media_pkg.runner import host_setup as runner  # noqa: E402
-from prompt_media_pkg.runner.comfy_server import port_range_from_env  # noqa: E402
+from prompt_media_pkg.tests import comfy_host  # noqa: E402
+from prompt_media_pkg.tests.comfy_host import port_range_from_env  # noqa: E402
 
 INPUT_FOLDER = "prompt_media"
 SESSION_FILE = "bench_session.yaml"
@@ -379,7 +379,7 @@ def main() -> None:
     only = set(a.only.split(","))
     if a.torch_threads > 0:                 # inherited by the servers and the in-process children
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.torch_threads)
-    host = runner.host_config(a.comfyui, a.python)
+    host = comfy_host.host_config(a.comfyui, a.python)
     if host is None:
         raise SystemExit("no ComfyUI host: pass --comfyui DIR --python PYTHON or set COMFYUI_PATH/COMFYUI_PYTHON")
     started = time.time()
@@ -388,8 +388,8 @@ def main() -> None:
               f"start: {time.strftime('%Y-%m-%d %H:%M:%S')}, {load_average()}; "
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"]
     log("\n".join(header))
-    models = runner.build_test_models(host)
-    factory = runner.ServerFactory(host, models, base_prefix=a.base_prefix, ports=port_range_from_env(a.ports))
+    models = comfy_host.build_test_models(host)
+    factory = comfy_host.ServerFactory(host, models, base_prefix=a.base_prefix, ports=port_range_from_env(a.ports))
     table, notes = Table(), []
     try:
         if only & {"1", "3"}:
@@ -403,7 +403,7 @@ def main() -> None:
         if "2" in only:
             bench_expansion(str(host.python), a.reps, table, notes)
         if "4" in only:
-            work = runner.fresh_base_dir(a.base_prefix + "saver-")
+            work = comfy_host.fresh_base_dir(a.base_prefix + "saver-")
             try:
                 bench_saver(host, models, work, a.reps, table, notes)
             finally:

@@ -1,17 +1,14 @@
-"""Start and stop a headless CPU ComfyUI for tests and benchmarks.
+"""Start and stop a ComfyUI process: the CLI's ``--comfyui`` (InstalledComfyServer).
 
-    server = ComfyServer(comfyui_path="/tmp/comfy", python="/tmp/comfyenv/bin/python",
-                         base_dir="/tmp/pm-base", extensions={"comfyui-prompt-media": repo},
-                         models_dir=cache_dir)          # holds checkpoints/ and loras/
+    server = InstalledComfyServer(comfyui_path, python, extension_dir, extra_args=["--cpu"])
     server.start()            # waits for /system_stats; raises ServerError with the log tail
     server.client.run(prompt)
-    server.restart()          # same port, same base dir (output, input, user db survive)
     server.stop()             # TERM, then KILL, of its own process group only
 
-The base dir is ComfyUI's ``--base-directory``: custom_nodes/ gets a symlink per extension,
-models/<folder>/ gets a symlink per model file (so a test may add files of its own there without
-touching the shared model cache). The log is ``<base>/comfyui-<port>.log``; ``log_mark()`` /
-``log_since(mark)`` read what one test caused.
+ComfyServer is the process itself; a subclass says how its folder is laid out (``prepare``) and
+how ComfyUI is started (``command``). The log is ``<base>/comfyui-<port>.log``; ``log_mark()`` /
+``log_since(mark)`` read what happened since. The tests' throw-away servers are
+tests/comfy_host.py's HostServer.
 """
 from __future__ import annotations
 
@@ -66,17 +63,6 @@ def free_port(candidates: range | None = None, host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def port_range_from_env(value: str | None) -> range | None:
-    """'8210-8219' -> range(8210, 8220); '' / None -> None."""
-    if not value:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", value)
-    if not m:
-        raise ServerError(f"port range {value!r}: expected PORT or FIRST-LAST")
-    first = int(m.group(1))
-    return range(first, int(m.group(2) or first) + 1)
-
-
 _RUNNING: set = set()          # servers this process started and has not stopped yet
 
 
@@ -88,10 +74,11 @@ def _stop_leftovers() -> None:
 
 
 class ComfyServer:
+    """A ComfyUI process with its log in ``base_dir``; subclasses define prepare() and command()."""
+
     def __init__(self, comfyui_path: str | os.PathLike, python: str | os.PathLike, base_dir: str | os.PathLike,
                  *, port: int | None = None, ports: range | None = None,
-                 extensions: dict[str, str | os.PathLike] | None = None,
-                 models_dir: str | os.PathLike | None = None, extra_args: list[str] | None = None,
+                 extensions: dict[str, str | os.PathLike] | None = None, extra_args: list[str] | None = None,
                  startup_timeout: float = 180.0):
         self.comfyui_path = Path(comfyui_path)
         self.python = str(python)
@@ -99,7 +86,6 @@ class ComfyServer:
         self.port = port
         self.ports = ports
         self.extensions = {k: Path(v).resolve() for k, v in (extensions or {}).items()}
-        self.models_dir = Path(models_dir) if models_dir else None
         self.extra_args = list(extra_args or [])
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
@@ -115,14 +101,6 @@ class ComfyServer:
         return self.base / f"comfyui-{self.port}.log"
 
     @property
-    def input_dir(self) -> Path:
-        return self.base / "input"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.base / "output"
-
-    @property
     def client(self) -> ComfyClient:
         return ComfyClient(self.url)
 
@@ -131,30 +109,12 @@ class ComfyServer:
 
     # -- lifecycle
     def prepare(self) -> None:
-        """Lay out the base dir: folders, extension links, model links (idempotent)."""
-        for sub in ("custom_nodes", "models", "input", "output", "temp", "user"):
-            (self.base / sub).mkdir(parents=True, exist_ok=True)
-        for name, src in self.extensions.items():
-            link = self.base / "custom_nodes" / name
-            if link.is_symlink() or link.exists():
-                if link.is_symlink() and link.resolve() == src:
-                    continue
-                link.unlink()
-            link.symlink_to(src, target_is_directory=True)
-        if self.models_dir:
-            for folder in sorted(p for p in self.models_dir.iterdir() if p.is_dir()):
-                dest = self.base / "models" / folder.name
-                dest.mkdir(exist_ok=True)
-                for f in sorted(folder.iterdir()):
-                    if not (dest / f.name).exists():
-                        (dest / f.name).symlink_to(f.resolve())
+        """Lay out what ComfyUI needs before it starts."""
+        raise NotImplementedError
 
     def command(self) -> list[str]:
-        return [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-                "--base-directory", str(self.base), "--disable-auto-launch",
-                # the default db lives in the ComfyUI checkout, whose user/ may not exist
-                "--database-url", f"sqlite:///{self.base}/user/comfyui.db",
-                ATTENTION_FLAG, *self.extra_args]
+        """ComfyUI's command line, run in ``comfyui_path``."""
+        raise NotImplementedError
 
     def start(self) -> ComfyServer:
         if self.running():
@@ -209,18 +169,6 @@ class ComfyServer:
         self.proc = None
         _RUNNING.discard(self)
 
-    def restart(self) -> ComfyServer:
-        """Stop and start again on the same port and base dir (a ComfyUI restart)."""
-        self.stop()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:        # the old socket may linger briefly
-            try:
-                free_port(range(self.port, self.port + 1))
-                break
-            except ServerError:
-                time.sleep(0.2)
-        return self.start()
-
     def __enter__(self) -> ComfyServer:
         return self.start()
 
@@ -257,12 +205,6 @@ class ComfyServer:
         text = self.log_since(self._log_start)
         return [name for name in self.extensions
                 if re.search(r"\(IMPORT FAILED\): .*custom_nodes[/\\]" + re.escape(name) + r"\s*$", text, re.M)]
-
-    # -- files
-    def output_files(self, subfolder: str = "", pattern: str = "*") -> list[Path]:
-        """Files under output/<subfolder> (recursive), sorted."""
-        root = self.output_dir / subfolder
-        return sorted(p for p in root.rglob(pattern) if p.is_file()) if root.exists() else []
 
 
 def _import_traceback(log: str, names: list[str]) -> str:

@@ -12,7 +12,7 @@ Fixtures (use them from any test module under tests/host; tests/browser/conftest
 them with ``from prompt_media_pkg.tests.host.harness import *``):
 
 ``comfy_server`` (session)
-    A started :class:`ComfyServer` (runner/comfy_server.py): one per test session, on a free
+    A started :class:`HostServer` (tests/comfy_host.py): one per test session, on a free
     127.0.0.1 port, with a fresh base dir holding custom_nodes/comfyui-prompt-media -> this repo
     and models/{checkpoints,loras}/ linked to the project's tiny test models
     (``checkpoints/tiny_sd15.ckpt``; ``loras/tiny_lora_attn``, ``tiny_lora_conv``,
@@ -51,16 +51,18 @@ from pathlib import Path
 import pytest
 
 from prompt_media_pkg.runner.comfy_client import ComfyClient, RunResult
-from prompt_media_pkg.runner.comfy_server import ComfyServer, ServerError, port_range_from_env
 
 # host discovery, test models and the server factory are shared with benchmarks/
-from prompt_media_pkg.runner.host_setup import (
+from prompt_media_pkg.tests.comfy_host import (
     EXTENSION_NAME,
     HostConfig,
+    HostServer,
     ModelBuildError,
+    ServerError,
     ServerFactory,
     build_test_models,
     host_config,
+    port_range_from_env,
 )
 
 HOST_DIR = Path(__file__).resolve().parent
@@ -137,7 +139,7 @@ def _keep(session) -> bool:
 
 
 @pytest.fixture(scope="session")
-def comfy_server(request, comfy_host, test_models_dir) -> ComfyServer:
+def comfy_server(request, comfy_host, test_models_dir) -> HostServer:
     factory = _factory(comfy_host, test_models_dir)
     try:
         server = factory()
@@ -153,7 +155,7 @@ def comfy_server(request, comfy_host, test_models_dir) -> ComfyServer:
 
 
 @pytest.fixture(scope="session")
-def checkpoint_only_server(request, comfy_host, test_models_dir, tmp_path_factory) -> ComfyServer:
+def checkpoint_only_server(request, comfy_host, test_models_dir, tmp_path_factory) -> HostServer:
     """A started server like ``comfy_server`` whose models are only the tiny checkpoint: what a
     fresh ComfyUI with one checkpoint has (no test LoRAs)."""
     models = tmp_path_factory.mktemp("checkpoint-only-models")
@@ -186,7 +188,7 @@ def make_comfy_server(request, comfy_host, test_models_dir):
 class HostTest:
     """Per-test helpers over a running server (see the module docstring)."""
 
-    def __init__(self, server: ComfyServer, name: str):
+    def __init__(self, server: HostServer, name: str):
         self.server = server
         self.client: ComfyClient = server.client
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80]

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from prompt_media_pkg.runner.comfy_client import ComfyClient
-from prompt_media_pkg.runner.comfy_server import ComfyServer
-from prompt_media_pkg.runner.host_setup import fresh_base_dir
+from prompt_media_pkg.tests.comfy_host import HostServer, fresh_base_dir
 from prompt_media_pkg.tests.host.workflows import TEST_CHECKPOINT, loader_oom_txt2img
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,7 +146,7 @@ def test_resume_says_what_it_continues_or_that_there_is_nothing(server, yaml_fil
 
 
 def test_a_comfyui_without_the_extension_says_how_to_install_it(comfy_host, checkpoint_only_server, yaml_file):
-    bare = ComfyServer(comfy_host.comfyui_path, comfy_host.python, fresh_base_dir("/tmp/pm-host-bare-"))
+    bare = HostServer(comfy_host.comfyui_path, comfy_host.python, fresh_base_dir("/tmp/pm-host-bare-"))
     try:
         bare.start()
         result = cli(str(yaml_file("bare.yaml")), "--server", bare.url, "--checkpoint", TEST_CHECKPOINT)

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_media_pkg.runner.comfy_server import ComfyServer, port_range_from_env
-from prompt_media_pkg.runner.host_setup import fresh_base_dir
+from prompt_media_pkg.tests.comfy_host import HostServer, fresh_base_dir, port_range_from_env
 from prompt_media_pkg.tests.host.workflows import oom_id, session_prompt
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +42,7 @@ def repo_toplevel() -> Path:
     return Path(out.stdout.strip())
 
 
-def normalised_lines(log: str, server: ComfyServer) -> list[str]:
+def normalised_lines(log: str, server: HostServer) -> list[str]:
     """Log lines with what differs between two runs (port, base dir, start banner) taken out."""
     lines = []
     for line in log.splitlines():
@@ -54,7 +53,7 @@ def normalised_lines(log: str, server: ComfyServer) -> list[str]:
 
 
 class Installed:
-    def __init__(self, server: ComfyServer, clone: Path, baseline: list[str]):
+    def __init__(self, server: HostServer, clone: Path, baseline: list[str]):
         self.server, self.clone, self.baseline = server, clone, baseline
 
     def added_log_lines(self) -> list[str]:
@@ -69,9 +68,9 @@ def installed(request, comfy_host, test_models_dir):
     ports = port_range_from_env(os.environ.get("PM_TEST_PORTS"))
     servers = []
 
-    def server_on(base: Path) -> ComfyServer:
+    def server_on(base: Path) -> HostServer:
         # no extensions dict: nothing is symlinked in, custom_nodes/ holds what we put there
-        server = ComfyServer(comfy_host.comfyui_path, comfy_host.python, base, ports=ports,
+        server = HostServer(comfy_host.comfyui_path, comfy_host.python, base, ports=ports,
                              models_dir=test_models_dir)
         servers.append(server)
         return server
