@@ -9,11 +9,9 @@ import comfy.samplers
 from ..core.errors import PromptMediaError
 from ..core.paths import PathError, relative_parts
 from ..core.schema import PromptMedia, load_prompt_media, read_text_file, sha256_text
-from .host import CATEGORY, prompt_media_files, prompt_media_path, register_prompt_media_folder
+from .host import CATEGORY, prompt_media_files, prompt_media_path
 
 INLINE_SOURCE = "prompt_media.yaml"   # the name inline yaml_text gets (errors, session copy)
-
-register_prompt_media_folder()
 
 
 def read_source(file: str, yaml_text: str | None) -> tuple[str, str]:
@@ -42,14 +40,6 @@ def _load_cached(text_sha: str, text: str, source: str, preset: str) -> PromptMe
 def load(file: str, yaml_text: str | None, preset: str) -> PromptMedia:
     source, text = read_source(file, yaml_text)
     return _load_cached(sha256_text(text), text, source, (preset or "").strip())
-
-
-def constant_source(node: dict) -> tuple[str, str, str] | None:
-    """(file, yaml_text, preset) of a PromptMediaLoader node in a posted API prompt, for checks
-    made before the queue starts; None when any of them is a link (known only when it runs)."""
-    inputs = node.get("inputs", {})
-    source = tuple(inputs.get(name, "") for name in ("file", "yaml_text", "preset"))
-    return None if any(isinstance(value, list) for value in source) else source
 
 
 class PromptMediaLoader:

@@ -9,24 +9,20 @@ import comfy.sd
 import comfy.utils
 import folder_paths
 
+from ..core.api_prompt import CHAIN_CLASS, LOADER_CLASS, class_of, loader_source, nodes_of_class, source_of
 from ..core.errors import PromptMediaError
 from ..core.hashing import sha256_file
-from ..core.lora_names import (
-    STRENGTH_MODES,
-    parse_rows,
-    plan_chain,
-    resolve_lora_name,
-    stack_entry,
-)
+from ..core.lora_names import STRENGTH_MODES, parse_rows, plan_chain, resolve_lora_name, stack_entry
 from .host import CATEGORY
+from .loader import PromptMediaLoader, load  # the loader's own parser and cache
 
 log = logging.getLogger(__name__)
 
-CLASS_NAME = "PromptMediaLoraChain"
-LOADER_CLASS = "PromptMediaLoader"
+CLASS_NAME = CHAIN_CLASS
 # Set on a chain's inputs by the prompt handler below when the linked loader's YAML names a LoRA
 # that does not resolve; VALIDATE_INPUTS turns it into the refusal. Only failing prompts carry it.
 YAML_CHECK_KEY = "_yaml_lora_error"
+LOADER_STACK_OUTPUT = PromptMediaLoader.RETURN_NAMES.index("lora_stack")
 ROW_SPEC = ("LORA_ROW", {"tooltip": "One editor row: {on, lora, strength, strength_model, strength_clip}."})
 
 
@@ -144,19 +140,13 @@ class PromptMediaLoraChain:
 def yaml_lora_errors(prompt: dict) -> dict[str, str]:
     """{chain node id: message} for chains whose lora_stack comes straight from a loader whose YAML
     names a LoRA that does not resolve. Loader inputs that are links are left to execution time."""
-    from .loader import constant_source, load  # the loader's own parser and cache
     errors = {}
     available = None
-    for node_id, node in prompt.items():
-        if not isinstance(node, dict) or node.get("class_type") != CLASS_NAME:
+    for node_id, node in nodes_of_class(prompt, CLASS_NAME):
+        feeding = source_of(prompt, node, "lora_stack")
+        if feeding is None or feeding[1] != LOADER_STACK_OUTPUT or class_of(feeding[2]) != LOADER_CLASS:
             continue
-        link = node.get("inputs", {}).get("lora_stack")
-        if not (isinstance(link, list) and len(link) == 2 and link[1] == 1):   # loader output 1 = lora_stack
-            continue
-        loader = prompt.get(str(link[0]))
-        if not isinstance(loader, dict) or loader.get("class_type") != LOADER_CLASS:
-            continue
-        source = constant_source(loader)
+        source = loader_source(prompt, feeding[2])
         if source is None:
             continue
         try:
@@ -172,24 +162,14 @@ def yaml_lora_errors(prompt: dict) -> dict[str, str]:
 
 
 def check_yaml_loras(json_data: dict) -> dict:
-    """POST /prompt handler: mark chains whose YAML LoRAs are missing, so validation refuses them."""
+    """POST /prompt handler (registered by server_hooks): mark chains whose YAML LoRAs are missing,
+    so validation refuses them."""
     prompt = json_data.get("prompt") if isinstance(json_data, dict) else None
     if isinstance(prompt, dict):
         for node_id, message in yaml_lora_errors(prompt).items():
             prompt[node_id]["inputs"][YAML_CHECK_KEY] = message
     return json_data
 
-
-def _register_prompt_handler() -> None:
-    try:
-        from server import PromptServer
-    except ImportError:
-        return
-    if getattr(PromptServer, "instance", None) is not None:
-        PromptServer.instance.add_on_prompt_handler(check_yaml_loras)
-
-
-_register_prompt_handler()
 
 NODE_CLASS_MAPPINGS = {CLASS_NAME: PromptMediaLoraChain}
 NODE_DISPLAY_NAME_MAPPINGS = {CLASS_NAME: "LoRA Chain"}
