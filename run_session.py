@@ -19,6 +19,7 @@ jobs: other jobs on the same ComfyUI go on.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -102,13 +103,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="extra argument for ComfyUI's main.py (repeatable), e.g. --comfyui-arg=--cpu "
                         "(default: none; --cpu and fast CPU attention are added when torch finds no GPU)")
     p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="seconds one job may take")
+    p.add_argument("--lookahead", type=int, default=2, metavar="N",
+                   help="jobs kept waiting in ComfyUI's queue behind the running one, so it never idles between "
+                        "jobs (0: post each job when the previous one ends)")
+    p.add_argument("--events", default="text", choices=("text", "json"),
+                   help="json: stdout gets one JSON object per line and event (planned, queued, started, saved "
+                        "with paths, failed, interrupted, done) instead of the saved files' paths")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (every job: number, file name, seed, variations, prompt; totals) and stop; "
+                        "needs no ComfyUI (default: run the session)")
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON (default: a table)")
     p.add_argument("--compose-only", metavar="FOLDER",
                    help="only (re)compose the contact sheet and animation of an existing session folder "
                         "(default: run a session)")
     args = p.parse_args(argv)
+    if args.json and not args.dry_run:
+        p.error("--json goes with --dry-run")
     if not args.compose_only:
         if not args.file:
             p.error("the YAML file is required")
+        if args.dry_run:
+            return args
         if not (args.comfyui or args.server):
             p.error("one of --comfyui DIR or --server URL is required")
         if not args.checkpoint:
@@ -192,10 +207,18 @@ class Progress:
 
 # ----------------------------------------------------------------------------- checks
 
-def check_file(args: argparse.Namespace) -> tuple[PromptMedia, dict, str, dict | None]:
+def prompt_files(path: str) -> list[Path]:
+    """The file itself, or every .yaml/.yml under a folder (recursively, sorted)."""
+    p = Path(path)
+    if not p.is_dir():
+        return [p]
+    return sorted(f for f in p.rglob("*") if f.suffix.lower() in (".yaml", ".yml") and f.is_file())
+
+
+def check_file(args: argparse.Namespace, path: Path) -> tuple[PromptMedia, dict, str, dict | None]:
     """Everything that needs no ComfyUI: the YAML, the preset, max_jobs, the workflow.
     Returns (media, API prompt with an empty file name, OOM node id, UI twin or None)."""
-    media = load_prompt_media_file(args.file, args.preset)
+    media = load_prompt_media_file(str(path), args.preset)
     next(iter_jobs(media, args.mode, args.variation_seed, args.seed, args.max_jobs), None)   # max_jobs
     workflow_path = args.workflow
     prompt, oom = build_prompt(read_json(workflow_path, "API workflow"), checkpoint=args.checkpoint, file="",
@@ -277,13 +300,25 @@ def upload_prompt_file(client: ComfyClient, path: Path) -> str:
 class SessionRun:
     """One session on one server: the session lookup, the jobs, Ctrl-C, the summary."""
 
-    def __init__(self, client: ComfyClient, args: argparse.Namespace, media: PromptMedia, prompt: dict, oom: str,
-                 ui_workflow: dict | None):
-        self.client, self.args, self.media = client, args, media
+    def __init__(self, client: ComfyClient, args: argparse.Namespace, path: Path, media: PromptMedia, prompt: dict,
+                 oom: str, ui_workflow: dict | None):
+        self.client, self.args, self.path, self.media = client, args, path, media
+        self.folder: str | None = None
+        self.complete = False               # nothing to do: --resume of a complete session
         self.prompt, self.oom, self.ui_workflow = prompt, oom, ui_workflow
         self.runner: JobRunner | None = None
         self.saved: list[str] = []
         self.t0 = time.monotonic()
+
+    def emit(self, event: str, **data) -> None:
+        """One line of --events json on stdout."""
+        if self.args.events == "json":
+            print(json.dumps({"event": event, **data}, ensure_ascii=False), flush=True)
+
+    def on_event(self, progress: Progress, skip: set[str], index: int, kind: str, data: dict) -> None:
+        progress.event(kind, data, skip)
+        if kind == "execution_start":
+            self.emit("started", job=index + 1, prompt_id=data.get("prompt_id"))
 
     def session_info(self) -> dict:
         status, info = self.client.request("POST", "/prompt_media/session", {"prompt": self.prompt, "node_id": self.oom})
@@ -303,7 +338,7 @@ class SessionRun:
     def start_index(self, info: dict) -> int | None:
         """Where this run starts; None when there is nothing to do (says why)."""
         total, last, folder = info["total"], info["last_index"], info["folder"]
-        name = Path(self.args.file).name
+        name = self.path.name
         if self.args.resume:
             if last is None:
                 note(f"nothing to resume: no session of {name} with these settings is recorded under "
@@ -323,37 +358,48 @@ class SessionRun:
     def run(self) -> int:
         args = self.args
         self.prompt[node_of(self.prompt, "PromptMediaLoader")]["inputs"]["file"] = upload_prompt_file(
-            self.client, Path(args.file))
+            self.client, self.path)
         info = self.session_info()
         total = info["total"]
-        note(f"{Path(args.file).name}: {info['description']}")
+        note(f"{self.path.name}: {info['description']}")
         start = self.start_index(info)
+        self.emit("planned", file=str(self.path.resolve()), description=info["description"], jobs=total,
+                  start_job=None if start is None else start + 1, folder=info["folder"] if start else None)
         if start is None:
+            self.folder, self.complete = info["folder"], True
+            self.emit("done", images=0, seconds=0.0, folder=info["folder"], complete=True)
             return EXIT_DONE
         progress = Progress(total, start)
         skip = {self.oom, node_of(self.prompt, "PromptMediaSessionSaver")}
-        self.runner = JobRunner(self.client, self.job_prompt, self.extra_data, timeout=args.timeout,
-                                on_event=lambda index, kind, data: progress.event(kind, data, skip))
-        folder = info["folder"] if start else None
+        self.runner = JobRunner(self.client, self.job_prompt, self.extra_data, lookahead=args.lookahead,
+                                timeout=args.timeout,
+                                on_event=lambda index, kind, data: self.on_event(progress, skip, index, kind, data),
+                                on_queued=lambda index, pid: self.emit("queued", job=index + 1, prompt_id=pid))
+        folder = self.folder = info["folder"] if start else None
         progress.show()
         for index, result in self.runner.run(range(start, total)):
             if result.rejected:
                 progress.clear()
                 error(f"ComfyUI refused the prompt:\n  {refusal_text(result)}")
+                self.emit("failed", job=index + 1, refused=True, error=refusal_text(result))
                 return EXIT_BAD_INPUT
             if result.status != "success":
                 self.runner.cancel()
                 progress.clear()
                 error(f"job {index + 1} of {total} failed: {result.error_summary().splitlines()[0]} "
                       "(the traceback is in ComfyUI's log)")
-                self.say_saved("fix the cause and continue with --resume")
+                self.emit("failed", job=index + 1, refused=False, prompt_id=result.prompt_id,
+                          error=result.error_summary().splitlines()[0])
+                self.say_saved("fix the cause and continue with --resume", failed=index)
                 return EXIT_FAILED
             if folder is None:
-                folder = self.session_info()["folder"]
-            for image in result.images:
-                path = str(Path(folder) / image["filename"]) if folder else image["filename"]
-                self.saved.append(path)
-                progress.println(path)
+                folder = self.folder = self.session_info()["folder"]
+            paths = [str(Path(folder) / image["filename"]) if folder else image["filename"] for image in result.images]
+            self.saved += paths
+            self.emit("saved", job=index + 1, prompt_id=result.prompt_id, paths=paths)
+            if args.events == "text":
+                for path in paths:
+                    progress.println(path)
             progress.job_done()
         progress.clear()
         self.summary(folder)
@@ -363,27 +409,35 @@ class SessionRun:
         """Ctrl-C or a lost server: only this run's jobs leave the queue or stop; says what is saved."""
         if self.runner is not None:
             self.runner.cancel()
+        self.emit("interrupted" if prefix else "failed", images=len(self.saved))
         self.say_saved("continue with --resume", prefix)
 
-    def say_saved(self, advice: str, prefix: str = "") -> None:
+    def say_saved(self, advice: str, prefix: str = "", failed: int | None = None) -> None:
         """Where the session stands now, from the server's own record."""
         info = self.session_info()
         last, total = info["last_index"], info["total"]
         if last is None or last + 1 >= total and not self.saved:
             note(f"{prefix}no job of this session was saved")
+        elif failed is not None and last >= failed:
+            # a look-ahead job ComfyUI started the moment the failed one ended, finished before the stop
+            note(f"jobs up to {last + 1} of {total} are saved in {info['folder']}, but job {failed + 1} is missing "
+                 f"(a job queued behind it ended before it could be stopped); --resume continues after job {last + 1}")
         else:
             note(f"{prefix}jobs 1–{last + 1} of {total} are saved in {info['folder']}; {advice}")
 
     def summary(self, folder: str | None) -> None:
         elapsed = time.monotonic() - self.t0
         note(f"done: {plural(len(self.saved), 'image')} in {duration(elapsed)}")
+        made = sorted(p for p in Path(folder).iterdir() if p.name.startswith(("contact_sheet", "session."))) \
+            if folder and self.args.compose != "none" and Path(folder).is_dir() else []
+        self.emit("done", images=len(self.saved), seconds=round(elapsed, 3), folder=folder,
+                  composed=[str(p) for p in made])
         if not folder:
             return
         note(f"  session folder: {folder}")
         if self.args.compose == "none":
             return
         if Path(folder).is_dir():
-            made = sorted(p for p in Path(folder).iterdir() if p.name.startswith(("contact_sheet", "session.")))
             for p in made:
                 note(f"  {'contact sheet' if p.name.startswith('contact_sheet') else 'animation'}: {p}")
             if not made:
@@ -411,9 +465,48 @@ def compose_only(folder: str) -> int:
         return EXIT_BAD_INPUT
     for line in result.summary().splitlines()[1:]:        # skipped images, notes
         note(line)
-    for written in result.sheets + ([result.animation] if result.animation else []):
+    for written in result.written:
         print(os.path.abspath(written))
     return EXIT_DONE
+
+
+def host_token_counter(comfyui: str | None):
+    """(count, description) with ComfyUI's own CLIP tokenizer (its comfy/sd1_tokenizer, through
+    transformers from ComfyUI's environment), or None when it cannot be loaded here."""
+    folder = Path(comfyui or "") / "comfy" / "sd1_tokenizer"
+    if not comfyui or not folder.is_dir():
+        return None
+    try:
+        from transformers import CLIPTokenizer
+        tokenizer = CLIPTokenizer.from_pretrained(str(folder))
+    except Exception:       # no transformers here, or files it cannot read: the estimate is used
+        return None
+    return (lambda text: len(tokenizer(text)["input_ids"])), "counted with ComfyUI's CLIP tokenizer"
+
+
+def dry_run(args: argparse.Namespace, files: list[Path], folder_run: bool) -> int:
+    """The plan of each session, without a server: a table, or JSON (a folder: {"files": [plan, ...]})."""
+    import shutil
+
+    from core.plan import plan_session, plan_table
+    counter = host_token_counter(args.comfyui)
+    plans, code = [], EXIT_DONE
+    for path in files:
+        try:
+            media = load_prompt_media_file(str(path), args.preset)
+            plan = plan_session(media, args.mode, args.variation_seed, args.seed, args.max_jobs, *(counter or ()))
+        except PromptMediaError as e:
+            error(str(e))
+            code = EXIT_BAD_INPUT
+            continue
+        plans.append(plan.as_dict() | ({"file": str(path)} if folder_run else {}))
+        if not args.json:
+            print(("\n" if len(plans) > 1 else "") + plan_table(plan, shutil.get_terminal_size((120, 24)).columns))
+        for warning in plan.warnings():
+            note(f"warning: {path.name}: {warning}" if folder_run else f"warning: {warning}")
+    if args.json:
+        print(json.dumps({"files": plans} if folder_run else plans[0] if plans else {}, ensure_ascii=False, indent=1))
+    return code
 
 
 def start_comfyui(args: argparse.Namespace):
@@ -429,17 +522,53 @@ def start_comfyui(args: argparse.Namespace):
     return server
 
 
+RESULT_TEXT = {EXIT_DONE: "done", EXIT_FAILED: "failed", EXIT_BAD_INPUT: "bad input",
+               EXIT_NO_COMFYUI: "no ComfyUI", EXIT_INTERRUPTED: "interrupted"}
+
+
+def row(path: Path, code: int, session: SessionRun | None) -> tuple[Path, int, str, int, str | None]:
+    """One line of the folder run's table: file, exit code, result, images, session folder."""
+    text = "complete" if session and session.complete else RESULT_TEXT.get(code, str(code))
+    return path, code, text, len(session.saved) if session else 0, session.folder if session else None
+
+
+def folder_summary(rows: list[tuple[Path, int, str, int, str | None]], root: Path, elapsed: float) -> None:
+    """The table after a folder run: each file's result, images and session folder."""
+    results = {}
+    for r in rows:
+        results[r[2]] = results.get(r[2], 0) + 1
+    note(f"folder run: {plural(len(rows), 'file')} ({', '.join(f'{n} {t}' for t, n in results.items())}), "
+         f"{plural(sum(r[3] for r in rows), 'image')} in {duration(elapsed)}")
+    names = [str(r[0].relative_to(root)) if r[0].is_relative_to(root) else str(r[0]) for r in rows]
+    width = max([len(n) for n in names] + [4])
+    note(f"  {'file':<{width}}  {'result':<11}  {'images':>6}  session folder")
+    for name, (_, _, text, images, folder) in zip(names, rows):
+        note(f"  {name:<{width}}  {text:<11}  {images:>6}  {folder or '-'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.compose_only:
         return compose_only(args.compose_only)
-    server = session = None
-    keep_log = False                  # a failed start names the log in the run's temporary folder
-    try:
+    files, folder_run = prompt_files(args.file), Path(args.file).is_dir()
+    if folder_run and not files:
+        error(f"{args.file}: no .yaml or .yml file in this folder")
+        return EXIT_BAD_INPUT
+    if args.dry_run:
+        return dry_run(args, files, folder_run)
+    t0 = time.monotonic()
+    rows: list[tuple[Path, int, str, int, str | None]] = []       # see row()
+    checked = []
+    for path in files:                                       # every file before ComfyUI starts
         try:
-            media, prompt, oom, ui_workflow = check_file(args)
+            checked.append((path, *check_file(args, path)))
         except (PromptMediaError, WorkflowError) as e:
             error(str(e))
+            rows.append(row(path, EXIT_BAD_INPUT, None))
+    server = session = current = None
+    keep_log = False                  # a failed start names the log in the run's temporary folder
+    try:
+        if not checked:
             return EXIT_BAD_INPUT
         if args.comfyui:
             from runner.comfy_server import ServerError
@@ -458,9 +587,20 @@ def main(argv: list[str] | None = None) -> int:
                 error(f"no ComfyUI answers at {args.server} (start it, or use --comfyui DIR to have this command "
                       "start one)")
                 return EXIT_NO_COMFYUI
-        check_server(client, prompt, media, args.checkpoint)
-        session = SessionRun(client, args, media, prompt, oom, ui_workflow)
-        return session.run()
+        for path, media, prompt, oom, ui_workflow in checked:
+            session, current = None, path
+            try:
+                check_server(client, prompt, media, args.checkpoint)
+                session = SessionRun(client, args, path, media, prompt, oom, ui_workflow)
+                code = session.run()
+            except CheckFailed as e:
+                error(str(e))
+                if e.code == EXIT_NO_COMFYUI or not folder_run:
+                    return e.code                            # the same for every file
+                code = e.code
+            rows.append(row(path, code, session))
+            current = None
+        return max(r[1] for r in rows)
     except CheckFailed as e:
         error(str(e))
         return e.code
@@ -471,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
                 session.stop()
             except (ComfyError, CheckFailed):
                 pass
+        if current is not None:
+            rows.append(row(current, EXIT_FAILED, session))
         return EXIT_FAILED
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # let the clean-up finish
@@ -482,10 +624,14 @@ def main(argv: list[str] | None = None) -> int:
                 note("interrupted")
         else:
             note("interrupted: nothing was queued")
+        if current is not None:
+            rows.append(row(current, EXIT_INTERRUPTED, session))
         return EXIT_INTERRUPTED
     finally:
         if server is not None:
             server.stop() if keep_log else server.remove_run_files()
+        if folder_run:
+            folder_summary(sorted(rows, key=lambda r: files.index(r[0])), Path(args.file), time.monotonic() - t0)
 
 
 if __name__ == "__main__":

@@ -78,12 +78,17 @@ class JobRunner:
             if ws is not None:
                 ws.close()
 
-    def cancel(self) -> None:
-        """Take this runner's waiting jobs out of ComfyUI's queue and stop its running one."""
+    def cancel(self, wait: float = 30.0) -> None:
+        """Take this runner's waiting jobs out of ComfyUI's queue and stop its running one (then
+        wait up to ``wait`` seconds for it to end)."""
         ours = list(self.queued)
         self.queued.clear()
         if not ours:
             return
         self.client.delete_queued(ours)          # first: none of them may start after the interrupt
-        for pid in ours:
-            self.client.interrupt(pid)           # only if it is the one running
+        now_running = set(self.client.running_prompt_ids())
+        running = [pid for pid in ours if pid in now_running]
+        for pid in running:
+            self.client.interrupt(pid)           # by id: only if it is still the one running
+        for pid in running:                      # its end, so what is saved is settled
+            self.client.wait(pid, timeout=wait)

@@ -138,9 +138,9 @@ def _keep(session) -> bool:
     return os.environ.get("PM_KEEP_BASE") == "1" or session.testsfailed > 0
 
 
-@pytest.fixture(scope="session")
-def comfy_server(request, comfy_host, test_models_dir) -> HostServer:
-    factory = _factory(comfy_host, test_models_dir)
+def _serve(request, host: HostConfig, models: Path):
+    """A started server of its own factory for a session-scoped fixture; stopped at the end."""
+    factory = _factory(host, models)
     try:
         server = factory()
     except ServerError as e:
@@ -155,6 +155,11 @@ def comfy_server(request, comfy_host, test_models_dir) -> HostServer:
 
 
 @pytest.fixture(scope="session")
+def comfy_server(request, comfy_host, test_models_dir) -> HostServer:
+    yield from _serve(request, comfy_host, test_models_dir)
+
+
+@pytest.fixture(scope="session")
 def checkpoint_only_server(request, comfy_host, test_models_dir, tmp_path_factory) -> HostServer:
     """A started server like ``comfy_server`` whose models are only the tiny checkpoint: what a
     fresh ComfyUI with one checkpoint has (no test LoRAs)."""
@@ -162,16 +167,7 @@ def checkpoint_only_server(request, comfy_host, test_models_dir, tmp_path_factor
     (models / "checkpoints").mkdir()
     for ckpt in (test_models_dir / "checkpoints").iterdir():
         (models / "checkpoints" / ckpt.name).symlink_to(ckpt.resolve())
-    factory = _factory(comfy_host, models)
-    try:
-        server = factory()
-    except ServerError as e:
-        factory.close(keep=True)
-        pytest.fail(str(e), pytrace=False)
-    try:
-        yield server
-    finally:
-        factory.close(keep=_keep(request.session))
+    yield from _serve(request, comfy_host, models)
 
 
 @pytest.fixture

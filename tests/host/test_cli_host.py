@@ -7,6 +7,7 @@ ComfyUI with one checkpoint has it.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -208,14 +209,87 @@ def test_ctrl_c_stops_only_this_runs_jobs_on_a_shared_server(server, yaml_file, 
     other.interrupt(running)
     assert other.wait(behind, timeout=120).status == "success"
 
-    # 2. ours runs; another client's job waits behind it: only ours stops
-    cli_run = cli_popen(str(yaml_file("shared.yaml", long_yaml)), "--server", server.url, "--checkpoint",
-                        TEST_CHECKPOINT, "--root", root)
+    # 2. ours runs with its look-ahead (2 jobs) waiting; another client's job waits behind them:
+    #    only ours stop
+    cli_run = cli_popen(str(yaml_file("shared.yaml", long_yaml.replace("seeds: [3]", "seeds: [3, 4]"))),
+                        "--server", server.url, "--checkpoint", TEST_CHECKPOINT, "--root", root)
     (mine,) = wait_for(lambda: ours(other, "shared.yaml", "queue_running"), what="our job to start")
+    lookahead = wait_for(lambda: len(ours(other, "shared.yaml", "queue_pending")) == 2 and
+                         ours(other, "shared.yaml", "queue_pending"), what="the look-ahead in the queue")
     behind = other_clients_job(other, 1, f"{root}/other")
     cli_run.send_signal(signal.SIGINT)
     _, err = cli_run.communicate(timeout=60)
     assert cli_run.returncode == 130, err
+    assert not set(lookahead) & set(other.pending_prompt_ids())
     assert other.wait(mine, timeout=120).status == "interrupted"
     assert other.wait(behind, timeout=120).status == "success"
+    assert not set(lookahead) & history_ids(other)                  # never ran
     assert err.splitlines()[-1] == "interrupted: no job of this session was saved"
+
+
+def test_plan_names_are_the_saved_names_and_events_tell_each_step(server, yaml_file, request):
+    root = f"pmtest/{request.node.name}"
+    path = yaml_file("planned.yaml", SMALL.replace("seeds: [3]", "seeds: [3, 9]"))
+    plan = json.loads(cli(str(path), "--dry-run", "--json").stdout)
+    run = cli(str(path), "--server", server.url, "--checkpoint", TEST_CHECKPOINT, "--root", root,
+              "--events", "json", "--compose", "none")
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    saved = [Path(p).name for e in events if e["event"] == "saved" for p in e["paths"]]
+    assert saved == [job["filename"] for job in plan["jobs"]] == \
+        ["001_seed_3.png", "002_seed_3.png", "003_seed_9.png", "004_seed_9.png"]
+    assert sorted(p.name for p in (server.output_dir / root).rglob("*.png")) == saved
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "planned" and kinds[-1] == "done" and events[-1]["images"] == 4
+    for job in range(1, 5):
+        assert [e["event"] for e in events if e.get("job") == job] == ["queued", "started", "saved"]
+
+
+def test_a_folder_of_files_runs_one_session_per_file_and_sums_up(server, tmp_path, request):
+    root = f"pmtest/{request.node.name}"
+    folder = tmp_path / "batch"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "one.yaml").write_text(SMALL, encoding="utf-8")
+    (folder / "sub" / "two.yml").write_text(SMALL.replace("a blue bird", "a green frog").replace("[3]", "[4]"),
+                                            encoding="utf-8")
+    (folder / "sub" / "broken.yaml").write_text("prompts: []\n", encoding="utf-8")
+    run = cli(str(folder), "--server", server.url, "--checkpoint", TEST_CHECKPOINT, "--root", root,
+              "--compose", "none")
+    assert run.returncode == 2, run.stderr                         # broken.yaml; the others ran
+    images = sorted((server.output_dir / root).rglob("*.png"))
+    assert len(images) == 4 and run.stdout.splitlines() == [str(p) for p in sorted(images, key=lambda p: p.name)]
+    copies = {p.name for p in (server.output_dir / root).rglob("*.y*ml")}
+    assert copies == {"one.yaml", "two.yml"}                       # one session per file
+    summary = run.stderr[run.stderr.index("folder run:"):].splitlines()
+    assert summary[0].startswith("folder run: 3 files (2 done, 1 bad input), 4 images in ")
+    assert [line.split()[:3] for line in summary[2:]] == [["one.yaml", "done", "2"], ["sub/broken.yaml", "bad", "input"],
+                                                          ["sub/two.yml", "done", "2"]]
+
+
+def test_the_readme_command_starts_comfyui_on_the_cpu_and_leaves_nothing_behind(comfy_host, test_models_dir,
+                                                                                  tmp_path, yaml_file):
+    """``python run_session.py FILE --comfyui DIR --checkpoint NAME`` with ComfyUI's python, as the
+    README's first command (its own base directory here, so the shared checkout stays untouched)."""
+    from prompt_media_pkg.runner.comfy_server import gpu_present
+    base, tmp = tmp_path / "comfy-base", tmp_path / "tmp"
+    for sub in ("models/checkpoints", "custom_nodes", "user"):
+        (base / sub).mkdir(parents=True)
+    tmp.mkdir()
+    (base / "models" / "checkpoints" / TEST_CHECKPOINT).symlink_to(
+        (test_models_dir / "checkpoints" / TEST_CHECKPOINT).resolve())
+    run = subprocess.run(
+        [str(comfy_host.python), str(REPO / "run_session.py"), str(yaml_file("readme.yaml")), "--comfyui",
+         str(comfy_host.comfyui_path), f"--comfyui-arg=--base-directory={base}",
+         f"--comfyui-arg=--database-url=sqlite:///{base}/user/comfyui.db", "--checkpoint", TEST_CHECKPOINT],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "TMPDIR": str(tmp)})
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    if not gpu_present(str(comfy_host.python)):
+        assert lines[0] == ("no GPU found (torch sees no CUDA, ROCm, MPS or XPU device): adding --cpu "
+                            "--use-pytorch-cross-attention to ComfyUI's arguments (PyTorch's attention is about "
+                            "2.5x faster on the CPU than ComfyUI's default)")
+    assert f"starting ComfyUI in {comfy_host.comfyui_path} ..." in lines
+    images = sorted((base / "output" / "collections" / "images").rglob("*.png"))
+    assert run.stdout.splitlines() == [str(p) for p in images] and len(images) == 2
+    assert (images[0].parent / "contact_sheet.jpg").is_file()
+    assert not list(tmp.glob("prompt-media-run-*"))          # (torch may leave its own cache there)

@@ -152,6 +152,10 @@ def test_cli_reports_a_failing_job_with_comfyuis_error(comfy, tmp_path):
         "error: job 1 of 12 failed: execution error in node 10 (PromptMediaSessionSaver): NotADirectoryError: "
         f"[Errno 20] Not a directory: '{blocker}/images' (the traceback is in ComfyUI's log)",
         "no job of this session was saved"]
+    # the look-ahead queued behind the failed job is gone from the queue
+    queue = comfy.client.queue()
+    assert not [item for item in queue["queue_pending"] + queue["queue_running"]
+                if any(n.get("inputs", {}).get("file") == "ok.yaml" for n in item[2].values())]
 
 
 def test_workflow_template_is_listed_and_served(comfy):

@@ -116,3 +116,32 @@ def test_device_flags_for_a_comfyui_this_command_starts(given, gpu, added):
     if added == ["--cpu", ATTENTION_FLAG]:
         assert note.startswith("no GPU found (torch sees no CUDA, ROCm, MPS or XPU device): adding --cpu "
                                f"{ATTENTION_FLAG} to ComfyUI's arguments")
+
+
+def test_dry_run_needs_no_server_and_names_every_file(work):
+    table = cli("ok.yaml", "--dry-run", cwd=work)
+    assert (table.returncode, table.stderr) == (0, "")
+    lines = table.stdout.splitlines()
+    assert lines[0] == "ok.yaml: 12 jobs · 3 prompts × 2 variations × 2 seeds · 512x512, 20 steps, cfg 8.0, euler/normal"
+    assert lines[-1] == "12 jobs, 12 images; LoRAs: none; negative: none"
+    plan = json.loads(cli("ok.yaml", "--dry-run", "--json", cwd=work).stdout)
+    assert [j["filename"] for j in plan["jobs"]][:3] == ["001_seed_1.png", "002_seed_1.png", "003_seed_1.png"]
+    assert plan["jobs"][11]["filename"] == "012_seed_2.png" and plan["totals"]["jobs"] == 12
+    misuse = cli("ok.yaml", "--json", "--server", NO_SERVER, "--checkpoint", "x", cwd=work)
+    assert misuse.returncode == 2 and misuse.stderr.endswith("error: --json goes with --dry-run\n")
+
+
+def test_dry_run_of_a_folder_plans_each_file_and_reports_the_bad_one(work):
+    (work / "sub").mkdir()
+    (work / "sub" / "more.yml").write_text("prompts: [z]\nseeds: [4]\n", encoding="utf-8")
+    (work / "notes.txt").write_text("not a prompt file", encoding="utf-8")
+    result = cli(str(work), "--dry-run", "--json", cwd=work)
+    assert result.returncode == 2                                   # bad.yaml
+    assert result.stderr == "error: bad.yaml:3:13: variations.v.type: 'randm' is not one of sequential, random, static\n"
+    plans = json.loads(result.stdout)["files"]
+    assert [Path(p["file"]).name for p in plans] == ["ok.yaml", "more.yml"]      # sorted, recursive
+    assert plans[1]["jobs"][0]["filename"] == "001_seed_4.png"
+    empty = work / "empty"
+    empty.mkdir()
+    none = cli(str(empty), "--dry-run", cwd=work)
+    assert (none.returncode, none.stderr) == (2, f"error: {empty}: no .yaml or .yml file in this folder\n")
