@@ -122,6 +122,7 @@ def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0
     s = media.settings
     steps, cfg, width, height = s.steps, s.cfg, s.width, s.height
     sampler_name, scheduler, denoise = s.sampler_name, s.scheduler, s.denoise
+    guidance, model_name = s.guidance, s.model or None
     prefix, negative, source, sha, preset = media.prefix, media.negative, media.source_name, media.sha256, media.preset
     exp_id = expansion_id(media, mode, variation_seed, fallback_seed)
     memo: dict[str, tuple[str, ...]] = {}      # part -> its pieces, for this expansion only
@@ -147,7 +148,7 @@ def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0
                     "variation_values": {n: chosen[n] for n in order},
                     "steps": steps, "cfg": cfg, "width": width, "height": height,
                     "sampler_name": sampler_name, "scheduler": scheduler, "denoise": denoise,
-                    "mode": mode, "variation_seed": variation_seed,
+                    "guidance": guidance, "model_name": model_name, "mode": mode, "variation_seed": variation_seed,
                     "source_name": source, "source_sha256": sha,
                     "preset": preset, "expansion_id": exp_id,
                 }

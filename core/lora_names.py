@@ -1,6 +1,7 @@
 """LoRA chain planning, pure: name resolution, editor-row parsing, order, skipping, LORA_STACK shapes.
 
-Names are resolved against the host's list of available LoRAs (relative paths as
+Names (of LoRAs, and of the model files a prompt file's ``model:`` names) are resolved against
+the host's list of available files (relative paths as
 ``folder_paths.get_filename_list("loras")`` returns them; '/' and '\\' are treated alike):
 
 1. the exact relative path;
@@ -32,14 +33,18 @@ CHAIN_SOURCE = "LoRA Chain"
 MAX_SUGGESTIONS = 5
 
 
-class LoraNameError(PromptMediaError):
-    """A LoRA name that resolves to no file, or to several. ``name`` and ``candidates`` for programs."""
+class FileNameError(PromptMediaError):
+    """A file name that resolves to no file, or to several. ``name`` and ``candidates`` for programs."""
 
     def __init__(self, message: str, *, name: str, candidates: Sequence[str] = (), field: str = "",
-                 source: str = CHAIN_SOURCE):
+                 source: str = CHAIN_SOURCE, line: int | None = None, column: int | None = None):
         self.name = name
         self.candidates = tuple(candidates)
-        super().__init__(message, source=source, field=field)
+        super().__init__(message, source=source, field=field, line=line, column=column)
+
+
+class LoraNameError(FileNameError):
+    """A LoRA name that does not resolve."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,15 @@ def closest_names(name: str, available: Iterable[str], n: int = MAX_SUGGESTIONS)
     return [original for score, original in scored[:n] if score >= 0.4]
 
 
-def resolve_lora_name(name: str, available: Sequence[str], *, field: str = "",
-                      source: str = CHAIN_SOURCE) -> str:
-    """The entry of ``available`` that ``name`` means (see the module docstring), or LoraNameError."""
+def resolve_file_name(name: str, available: Sequence[str], *, kind: str = "LoRA", folder: str = "the loras folder",
+                      field: str = "", source: str = CHAIN_SOURCE, error: type[FileNameError] = FileNameError,
+                      line: int | None = None, column: int | None = None) -> str:
+    """The entry of ``available`` that ``name`` means (see the module docstring), or ``error``
+    naming the ``kind`` of file, the ``folder`` searched and the closest names."""
+    where = {"field": field, "source": source, "line": line, "column": column}
     if not isinstance(name, str) or not _norm(name):
-        raise LoraNameError("no LoRA chosen (choose one or switch the row off)", name="", field=field, source=source)
+        hint = " (choose one or switch the row off)" if kind == "LoRA" else ""
+        raise error(f"no {kind} chosen{hint}", name="", **where)
     wanted = _norm(name)
     by_norm = {}
     for original in available:
@@ -104,13 +113,18 @@ def resolve_lora_name(name: str, available: Sequence[str], *, field: str = "",
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise LoraNameError(f"LoRA '{name}' is ambiguous, it matches {', '.join(matches[:10])}: "
-                            f"write the folder too", name=name, candidates=matches, field=field, source=source)
+        raise error(f"{kind} '{name}' is ambiguous, it matches {', '.join(matches[:10])}: "
+                    f"write the folder too", name=name, candidates=matches, **where)
     close = closest_names(name, available)
     hint = f"closest: {', '.join(close)}" if close else (
-        f"{len(available)} LoRAs available" if available else "the loras folder is empty")
-    raise LoraNameError(f"LoRA '{name}' not found in the loras folder ({hint})",
-                        name=name, candidates=close, field=field, source=source)
+        f"{len(available)} {kind}s available" if available else f"{folder} is empty")
+    raise error(f"{kind} '{name}' not found in {folder} ({hint})", name=name, candidates=close, **where)
+
+
+def resolve_lora_name(name: str, available: Sequence[str], *, field: str = "",
+                      source: str = CHAIN_SOURCE) -> str:
+    """A LoRA name against the loras folder's list (see :func:`resolve_file_name`)."""
+    return resolve_file_name(name, available, field=field, source=source, error=LoraNameError)
 
 
 def _strength(value: Any, field: str) -> float:

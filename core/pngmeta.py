@@ -61,20 +61,24 @@ def _num(value: Any) -> str:
 
 def a1111_parameters(params: dict) -> str:
     """The A1111 ``parameters`` text for a sidecar ``parameters`` dict (prompt, negative_prompt,
-    steps, sampler, scheduler, cfg_scale, seed, width, height, model_name, model_sha256,
-    denoise, loras). Unknown (None) values are left out."""
+    steps, sampler, scheduler, cfg_scale, guidance, seed, width, height, model_name (a checkpoint
+    or a diffusion model), model_sha256, denoise, loras). Unknown (None) values are left out."""
     lines = [str(params.get("prompt") or "")]
     negative = params.get("negative_prompt")
     if negative:
         lines.append(f"Negative prompt: {negative}")
     fields: list[tuple[str, Any]] = [("Steps", params.get("steps"))]
     sampler = params.get("sampler")
-    if sampler is not None:
-        fields.append(("Sampler", SAMPLER_LABELS.get(sampler, sampler)))
+    if sampler is not None:     # the _gpu variants differ only in where their noise is drawn
+        fields.append(("Sampler", SAMPLER_LABELS.get(sampler, SAMPLER_LABELS.get(str(sampler).removesuffix("_gpu"),
+                                                                               sampler))))
     scheduler = params.get("scheduler")
     if scheduler is not None:
         fields.append(("Schedule type", SCHEDULER_LABELS.get(scheduler, scheduler)))
-    fields += [("CFG scale", params.get("cfg_scale")), ("Seed", params.get("seed"))]
+    fields.append(("CFG scale", params.get("cfg_scale")))
+    if params.get("guidance") is not None:          # Flux guidance, as Forge writes it
+        fields.append(("Distilled CFG Scale", params["guidance"]))
+    fields.append(("Seed", params.get("seed")))
     if params.get("width") is not None and params.get("height") is not None:
         fields.append(("Size", f"{params['width']}x{params['height']}"))
     fields.append(("Model hash", short_hash(params.get("model_sha256"))))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
 from .errors import PromptMediaError
+from .lora_names import resolve_file_name
 
 MAX_FILE_BYTES = 256 * 1024  # real files are under 16 KiB; pure-Python YAML parses ~1 MB/s at best
 MAX_NODES = 200_000          # YAML nodes after alias expansion
@@ -25,14 +26,16 @@ VARIATION_TYPES = ("sequential", "random", "static")
 TOP_LEVEL_PRESET = ""        # the preset name meaning "the file's top-level settings"
 
 # Core node defaults (KSampler, EmptyLatentImage) for settings a file leaves out.
+# guidance: FluxGuidance's default; model: none named (the graph's model loader decides).
 DEFAULT_SETTINGS = {"steps": 20, "cfg": 8.0, "width": 512, "height": 512,
-                    "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}
+                    "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+                    "guidance": 3.5, "model": ""}
 
 # file key -> canonical setting name; first match wins when a file has both spellings.
 SETTING_ALIASES = {
     "steps": ("steps",), "cfg": ("cfg", "cfg_scale"), "width": ("width",), "height": ("height",),
     "sampler_name": ("sampler", "sampler_name"), "scheduler": ("scheduler",),
-    "denoise": ("denoise",), "seeds": ("seeds",),
+    "denoise": ("denoise",), "seeds": ("seeds",), "guidance": ("guidance",), "model": ("model",),
 }
 KNOWN_KEYS = {"prompt_settings", "prefix_prompt", "negative_prompt", "prompts", "variations",
               "workflows", "loras"} | {k for keys in SETTING_ALIASES.values() for k in keys}
@@ -66,11 +69,14 @@ class Settings:
     scheduler: str
     denoise: float
     seeds: tuple[int, ...]   # empty: the OOM node's own seed is used
+    guidance: float = DEFAULT_SETTINGS["guidance"]     # Flux guidance (FluxGuidance)
+    model: str = ""          # the model file the preset names ("" none), as written or resolved
 
     def as_dict(self) -> dict:
         return {"steps": self.steps, "cfg": self.cfg, "width": self.width, "height": self.height,
                 "sampler_name": self.sampler_name, "scheduler": self.scheduler,
-                "denoise": self.denoise, "seeds": list(self.seeds)}
+                "denoise": self.denoise, "seeds": list(self.seeds), "guidance": self.guidance,
+                "model": self.model}
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ class PromptMedia:
     loras: tuple[LoraSpec, ...]
     settings: Settings
     extra: dict = field(default_factory=dict, compare=False)   # unknown top-level keys, kept
+    # where settings.model was written: (line, column, field), for errors when it is resolved
+    model_at: tuple = field(default=(None, None, "model"), compare=False)
 
     def summary(self) -> str:
         s = self.settings
@@ -95,7 +103,17 @@ class PromptMedia:
         return (f"{self.source_name}{preset}: {len(self.prompts)} prompts, "
                 f"{len(self.variations)} variations, {max(len(s.seeds), 1)} seeds, "
                 f"{len(self.loras)} LoRAs, {s.width}x{s.height}, {s.steps} steps, cfg {s.cfg}, "
-                f"{s.sampler_name}/{s.scheduler}")
+                f"{s.sampler_name}/{s.scheduler}" + (f", model {s.model}" if s.model else ""))
+
+    def with_model(self, available: list[str], folder: str) -> PromptMedia:
+        """This file with ``model:`` resolved against ``available`` (the files of ``folder``, e.g.
+        models/diffusion_models) like LoRA names: exact, without extension, a unique
+        case-insensitive match; else a PromptMediaError at the line that names it, listing the
+        closest names."""
+        line, column, where = self.model_at
+        name = resolve_file_name(self.settings.model, available, kind="model", folder=folder, field=where,
+                                 source=self.source_name, line=line, column=column)
+        return replace(self, settings=replace(self.settings, model=name))
 
 
 def sha256_text(text: str) -> str:
@@ -234,6 +252,13 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
                                line=line, column=column, field="(yaml)") from None
     except yaml.YAMLError as e:
         raise PromptMediaError(f"invalid YAML: {e}", source=source, field="(yaml)") from None
+    except ValueError as e:  # PyYAML's scanner: an escape past U+10FFFF such as "\U12345678"
+        if isinstance(e, PromptMediaError):      # ours (alias bombs, nesting): already positioned
+            raise
+        mark = loader.get_mark() if loader is not None else None
+        raise PromptMediaError(f"invalid escape in a quoted string ({e})", source=source,
+                               line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None,
+                               field="(yaml)") from None
     except RecursionError:   # a safety net: the scanner refuses deep nesting first
         raise PromptMediaError(f"nesting deeper than {MAX_DEPTH} levels", source=source,
                                field="(yaml)") from None
@@ -355,6 +380,8 @@ def _settings_from(ctx: _Ctx, path: tuple, mapping: dict) -> dict:
             out[canon] = _number(ctx, p, v, integer=False, lo=0.0, hi=1.0)
         elif canon == "seeds":
             out[canon] = _seeds(ctx, p, v)
+        elif canon == "guidance":
+            out[canon] = _number(ctx, p, v, integer=False, lo=0.0, hi=100.0)
         else:
             out[canon] = _text(ctx, p, v, allow_empty=False).strip()
     return out
@@ -479,7 +506,10 @@ def load_prompt_media(text: str, source: str = "prompt_media.yaml", preset: str 
             raise ctx.error(path, f"{settings[key]!r} is not a {key.split('_')[0]} this ComfyUI knows "
                                   f"({', '.join(known[:12])}{', ...' if len(known) > 12 else ''})")
 
+    model_path = _where_setting(data, workflows.get(preset) if preset else None, "model", preset)
+    model_line, model_column = ctx._mark(model_path)
     return PromptMedia(
+        model_at=(model_line, model_column, _path_str(model_path)),
         source_name=source, sha256=sha256_text(text), text=text, preset=preset, presets=presets,
         prefix=prefix, negative=negative, prompts=prompts_t,
         variations=_variations(ctx, data.get("variations")),

@@ -31,7 +31,7 @@ SECONDS_PER_CALL = 2.0          # CPU seconds of this thread (wall time swings w
 JOB_KEYS = {"index", "total", "seed_index", "prompt_index", "variation_index", "variations_per_prompt",
             "seed", "base_prompt", "positive", "negative", "variation_values", "steps", "cfg", "width",
             "height", "sampler_name", "scheduler", "denoise", "mode", "variation_seed", "source_name",
-            "source_sha256", "preset", "expansion_id"}
+            "source_sha256", "preset", "expansion_id", "guidance", "model_name"}
 SOURCES = ["fuzz.yaml", "my prompts (v2).yml", "d\u00e9j\u00e0 vu \U0001F600.yaml", "a:b.yaml"]
 # documents generated per run, by case class (docs/reliability.md reports the same numbers)
 EXAMPLES = {"dumped": 1600, "wrong_types": 500, "valid": 500, "raw": 4500, "corpus": 3300,
@@ -160,8 +160,8 @@ NAMES = st.text(st.characters(codec="ascii", categories=("L", "N")) | st.just("_
 SETTINGS = st.fixed_dictionaries({}, optional={
     "steps": st.integers(1, 10000), "cfg": st.floats(0, 100), "cfg_scale": st.integers(0, 100),
     "width": st.integers(2, 2048).map(lambda n: n * 8), "height": st.integers(2, 2048).map(lambda n: n * 8),
-    "sampler": NON_BLANK, "scheduler": NON_BLANK, "denoise": st.floats(0, 1),
-    "seeds": st.one_of(st.integers(0, 2**64 - 1), st.lists(st.integers(0, 2**64 - 1), max_size=4))})
+    "sampler": NON_BLANK, "scheduler": NON_BLANK, "denoise": st.floats(0, 1), "guidance": st.floats(0, 100),
+    "model": NON_BLANK, "seeds": st.one_of(st.integers(0, 2**64 - 1), st.lists(st.integers(0, 2**64 - 1), max_size=4))})
 
 
 @st.composite

@@ -53,3 +53,14 @@ def test_metadata_disabled_writes_no_chunks():
 
 def test_no_prompt_no_workflow():
     assert pngmeta.comfy_chunks(None, None) == []
+
+
+def test_a1111_flux_shape_as_forge_writes_it():
+    """A diffusion model (UNETLoader) with Flux guidance: Model/Model hash name the diffusion model,
+    the guidance is Forge's 'Distilled CFG Scale', the _gpu sampler variant keeps A1111's label."""
+    text = pngmeta.a1111_parameters({"prompt": "a fox", "negative_prompt": None, "steps": 4,
+                                     "sampler": "dpmpp_2m_sde_gpu", "scheduler": "simple", "cfg_scale": 1.0,
+                                     "guidance": 3.5, "seed": 7, "width": 1024, "height": 768,
+                                     "model_name": "flux/flux1-dev.safetensors", "model_sha256": "ab" * 32})
+    assert text == ("a fox\nSteps: 4, Sampler: DPM++ 2M SDE, Schedule type: Simple, CFG scale: 1.0, "
+                    "Distilled CFG Scale: 3.5, Seed: 7, Size: 1024x768, Model hash: ababababab, Model: flux1-dev")
