@@ -423,7 +423,8 @@ class SessionRun:
             note(f"jobs up to {last + 1} of {total} are saved in {info['folder']}, but job {failed + 1} is missing "
                  f"(a job queued behind it ended before it could be stopped); --resume continues after job {last + 1}")
         else:
-            note(f"{prefix}jobs 1–{last + 1} of {total} are saved in {info['folder']}; {advice}")
+            saved = f"job 1 of {total} is" if last == 0 else f"jobs 1–{last + 1} of {total} are"
+            note(f"{prefix}{saved} saved in {info['folder']}; {advice}")
 
     def summary(self, folder: str | None) -> None:
         elapsed = time.monotonic() - self.t0
