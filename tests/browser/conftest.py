@@ -7,7 +7,8 @@ Which host:
   is started for the session.
 Needs the ``playwright`` Python package (no ``playwright install``: the browser is Debian's
 chromium, ``CHROMIUM`` overrides /usr/bin/chromium). Without any of these every browser test is
-skipped with the reason.
+skipped with the reason. A server that does not answer fails the tier when the harness started
+it (only a PM_BROWSER_URL nobody listens on is a skip), and so does a misconfigured host.
 
 Fixtures: ``comfy_url`` (session, base URL), ``browser`` (session, Playwright Browser),
 ``front`` (function, a :class:`frontend.FrontEnd`: fresh context and page, default graph; fails
@@ -22,7 +23,8 @@ import urllib.error
 import pytest
 
 from prompt_media_pkg.tests.browser.frontend import CHROMIUM, SETTINGS, FrontEnd, http_json, launch_browser
-from prompt_media_pkg.tests.host.harness import comfy_host, comfy_server, host_config, test_models_dir  # noqa: F401
+from prompt_media_pkg.tests.comfy_host import ServerError, host_config
+from prompt_media_pkg.tests.host.harness import comfy_host, comfy_server, test_models_dir  # noqa: F401
 
 try:
     from playwright.sync_api import sync_playwright
@@ -39,8 +41,8 @@ def _skip_reason() -> str | None:
         try:
             if host_config() is None:
                 return "no host: set PM_BROWSER_URL or COMFYUI_PATH/COMFYUI_PYTHON"
-        except Exception as e:             # misconfigured host: say so
-            return f"host misconfigured: {e}"
+        except ServerError:
+            return None                    # misconfigured: the comfy_host fixture fails with the reason
     return None
 
 
@@ -57,12 +59,17 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def comfy_url(request) -> str:
     url = os.environ.get("PM_BROWSER_URL", "").rstrip("/")
-    if not url:
+    ours = not url                             # the harness started this server: it must answer
+    if ours:
         url = request.getfixturevalue("comfy_server").url.rstrip("/")
     try:
         http_json(url, "/api/settings", SETTINGS, "POST")   # no template modal, no 1.27.10 load error
+    except urllib.error.HTTPError as e:        # a server answered, wrongly: never a skip
+        pytest.fail(f"ComfyUI at {url}: POST /api/settings -> HTTP {e.code} {e.reason}", pytrace=False)
     except (urllib.error.URLError, OSError) as e:
-        pytest.skip(f"browser tier skipped: no ComfyUI at {url} ({e})")
+        if ours:
+            pytest.fail(f"the harness's ComfyUI at {url} does not answer: {e}", pytrace=False)
+        pytest.skip(f"browser tier skipped: nothing answers at PM_BROWSER_URL={url} ({e})")
     return url
 
 
