@@ -181,9 +181,14 @@ def test_lora_names_resolve_only_to_listed_files(name):
         plan_chain([{"name": name, "strength_model": 1.0, "strength_clip": 1.0}], {}, "shared", AVAILABLE)
 
 
-def test_lora_names_that_resolve_are_list_entries():
-    for name in ("tiny_lora_attn", "/tiny_lora_attn.safetensors", "foo", "styles\\Foo"):
-        assert resolve_lora_name(name, AVAILABLE) in AVAILABLE
+@pytest.mark.parametrize("name, expected", [
+    ("tiny_lora_attn", "tiny_lora_attn.safetensors"),
+    ("/tiny_lora_attn.safetensors", "tiny_lora_attn.safetensors"),
+    ("foo", "styles/Foo.safetensors"),
+    ("styles\\Foo", "styles/Foo.safetensors"),
+])
+def test_lora_names_that_resolve_are_the_entry_they_name(name, expected):
+    assert resolve_lora_name(name, AVAILABLE) == expected
 
 
 # --------------------------------------------------------------------------- contact sheet folder

@@ -127,7 +127,7 @@ def test_every_file_of_the_shared_corpus_loads():
     ("prompts: ['a\x00b']\n", "t.yaml:1:13: (yaml): character 0x0000 is not allowed in YAML"),
 ])
 def test_error_messages_name_file_line_column_and_field(text, expected):
-    assert error(text).startswith(expected) or expected in error(text)
+    assert error(text).startswith(expected)
 
 
 def test_unknown_preset_lists_the_files_presets():
