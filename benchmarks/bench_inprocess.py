@@ -6,7 +6,7 @@ it; it also runs alone and prints one JSON object):
         --work /tmp/pm-bench-saver --models <test models dir>
 
 expansion: parse + validate + expand a generated 10,000-job file (median of --reps), and parse +
-    validate every YAML file of ../shared/corpus (total per pass, median of --reps passes).
+    validate every YAML file of tests/data/corpus (total per pass, median of --reps passes).
 saver: our Session Saver vs core SaveImage on the same 512x512 image tensor, the same prompt graph
     and workflow (PNG metadata) and compress level 4, alternating one image each, called exactly as
     ComfyUI's executor calls them (one fresh prompt dict per call, as every queued run brings its
@@ -28,7 +28,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import REPO, import_package
 
-CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
+CORPUS = os.path.join(REPO, "tests", "data", "corpus")
+CORPUS_FILES = 34           # tests/data/corpus/NOTICE.md: a benchmark over fewer files measures less
 LORAS = (("tiny_lora_attn.safetensors", 0.8, 0.7), ("tiny_lora_conv.safetensors", 0.6, 0.6),
          ("tiny_lora_diffusers.safetensors", 0.5, 0.4))
 CHECKPOINT = "tiny_sd15.ckpt"
@@ -95,6 +96,8 @@ def bench_expansion(reps: int) -> dict:
 
     files = sorted(os.path.join(d, f) for d, _, fs in os.walk(CORPUS) for f in fs
                    if f.lower().endswith((".yaml", ".yml")))
+    if len(files) != CORPUS_FILES:
+        raise SystemExit(f"bench_inprocess: {CORPUS} holds {len(files)} prompt files, expected {CORPUS_FILES}")
     corpus, failed = [], {}
     for _ in range(reps):
         t0 = time.perf_counter()

@@ -7,7 +7,6 @@ from prompt_media_pkg.core.errors import PromptMediaError
 from prompt_media_pkg.core.schema import DEFAULT_SETTINGS, LoraSpec, load_prompt_media, load_prompt_media_file
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "corpus"
-SHARED_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "prompt-media"
 
 
 def load(text, preset="", **kw):
@@ -85,10 +84,9 @@ def test_sampler_and_scheduler_checked_against_host_lists():
     assert "euler" in msg
 
 
-@pytest.mark.skipif(not SHARED_CORPUS.is_dir(), reason="shared corpus not present beside the checkout")
-def test_every_file_of_the_shared_corpus_loads():
-    files = sorted(p for p in SHARED_CORPUS.rglob("*") if p.suffix in (".yaml", ".yml"))
-    assert len(files) >= 34
+def test_every_file_of_the_corpus_loads_with_every_preset():
+    files = sorted(p for p in DATA.iterdir() if p.suffix in (".yaml", ".yml"))
+    assert len(files) == 34
     for p in files:
         m = load_prompt_media_file(str(p))
         assert m.prompts, p
