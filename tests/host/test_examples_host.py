@@ -23,21 +23,10 @@ from prompt_media_pkg.core.schema import load_prompt_media
 from prompt_media_pkg.tests.host.harness import HostTest
 from prompt_media_pkg.tests.host.shrink import shrink
 from prompt_media_pkg.tests.host.workflows import oom_id, session_prompt
+from prompt_media_pkg.tests.unit.test_examples import EXAMPLES, RUNS  # every file has a run: unit tier
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "example_prompts"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
-
-# How each example is meant to be run (its comments say so) and what it expands to.
-RUNS = {
-    "oom_quickstart.yaml": {"preset": "", "mode": "product", "jobs": 12},
-    "cycle_orders_of_magnitude.yaml": {"preset": "", "mode": "cycle", "jobs": 4},
-    "presets_and_loras.yaml": {"preset": "draft", "mode": "product", "jobs": 2},
-}
-
-
-def test_every_example_file_has_a_run_here():
-    assert sorted(p.name for p in EXAMPLES.glob("*.y*ml")) == sorted(RUNS)
 
 
 def set_inputs(prompt: dict, class_type: str, **values) -> None:
