@@ -15,6 +15,9 @@ docs/img/session_sheet.jpg
     run_session.py; the Session Saver composes the contact sheet when the last job is saved,
     and it is fetched through ComfyUI's /view route. With the project's tiny test checkpoint
     the images are coloured noise: that model makes nothing else.
+docs/img/lora_chain.png
+    a checkpoint feeding a LoRA Chain of three rows, one switched off, drawn through the mouse
+    as tests/browser/test_lora_chain_ui.py does (the server needs the project's test LoRAs).
 docs/img/icon.png
     the registry icon (pyproject.toml [tool.comfy] Icon), drawn with Pillow.
 
@@ -48,6 +51,15 @@ MAX_BYTES = 300_000
 
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 sys.path.insert(0, str(REPO / "tests" / "host"))
+
+
+def _register_package() -> None:
+    """The repo as ``prompt_media_pkg`` without running its ComfyUI __init__ (as the tests do)."""
+    import importlib.util
+    if "prompt_media_pkg" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("prompt_media_pkg", REPO / "__init__.py",
+                                                      submodule_search_locations=[str(REPO)])
+        sys.modules["prompt_media_pkg"] = importlib.util.module_from_spec(spec)
 
 
 def make_workflow_screenshot(url: str, lora: str | None, out: Path) -> None:
@@ -107,6 +119,26 @@ def _screenshot(url: str, lora: str | None) -> tuple[bytes, list[str]]:
         front.close()
         browser.close()
     return png, errors
+
+
+def make_lora_chain_screenshot(url: str, out: Path) -> None:
+    from frontend import SETTINGS, FrontEnd, http_json, launch_browser
+    from playwright.sync_api import sync_playwright
+
+    _register_package()
+    http_json(url, "/api/settings", SETTINGS, "POST")        # as the browser tests: no template modal
+    from test_lora_chain_ui import draw_lora_chain
+
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
+        browser = launch_browser(pw)
+        front = FrontEnd(browser, url)
+        draw_lora_chain(front, Path(tmp) / "lora_chain.png")
+        errors = list(front.errors)
+        front.close()
+        browser.close()
+        if errors:
+            raise SystemExit("the front end reported errors:\n" + "\n".join(errors))
+        save_small((Path(tmp) / "lora_chain.png").read_bytes(), out)
 
 
 def make_session_sheet(url: str, checkpoint: str, out: Path) -> None:
@@ -179,16 +211,18 @@ def main() -> int:
     parser.add_argument("--url", help="a running ComfyUI with this extension (workflow, sheet)")
     parser.add_argument("--checkpoint", default="tiny_sd15.ckpt", help="checkpoint for the session (sheet)")
     parser.add_argument("--lora", help="LoRA for the chain row in the screenshot (default: the first listed)")
-    parser.add_argument("--only", nargs="+", choices=("workflow", "sheet", "icon"),
-                        default=["workflow", "sheet", "icon"])
+    parser.add_argument("--only", nargs="+", choices=("workflow", "lora_chain", "sheet", "icon"),
+                        default=["workflow", "lora_chain", "sheet", "icon"])
     args = parser.parse_args()
-    if {"workflow", "sheet"} & set(args.only) and not args.url:
-        parser.error("--url is needed for the workflow screenshot and the session sheet")
+    if {"workflow", "lora_chain", "sheet"} & set(args.only) and not args.url:
+        parser.error("--url is needed for the screenshots and the session sheet")
     url = (args.url or "").rstrip("/")
     if "icon" in args.only:
         make_icon(IMG / "icon.png")
     if "workflow" in args.only:
         make_workflow_screenshot(url, args.lora, IMG / "workflow.png")
+    if "lora_chain" in args.only:
+        make_lora_chain_screenshot(url, IMG / "lora_chain.png")
     if "sheet" in args.only:
         make_session_sheet(url, args.checkpoint, IMG / "session_sheet.jpg")
     return 0

@@ -8,10 +8,10 @@ import re
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from prompt_media_pkg.tests.browser.frontend import http_json, userdata_path
 
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "img" / "lora_chain.png"
 NODE = "PromptMediaLoraChain"
 LORAS = ["tiny_lora_attn.safetensors", "tiny_lora_conv.safetensors", "tiny_lora_diffusers.safetensors"]
 ADD = "+ Add LoRA"
@@ -216,8 +216,9 @@ def test_png_workflow_and_copy_paste(front, tmp_path):
     assert_rows(front, node_id)
 
 
-def test_screenshot_for_the_docs(front):
-    """docs/img/lora_chain.png: a checkpoint feeding a chain of three rows, one switched off."""
+def draw_lora_chain(front, out: Path) -> None:
+    """docs/img/lora_chain.png (made by scripts/make_readme_images.py): a checkpoint feeding a
+    chain of three rows, one switched off."""
     node_id = build_chain(front)
     ckpt = front.add_node("CheckpointLoaderSimple", (40, 200), clear=False)
     front.js("""([ckpt, chain]) => {
@@ -226,6 +227,13 @@ def test_screenshot_for_the_docs(front):
         c.connect(0, n, 0); c.connect(1, n, 1);
         app.canvas.deselectAll();
     }""", [ckpt, node_id])
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    front.node_screenshot([ckpt, node_id], str(SCREENSHOT), pad=16)
-    assert SCREENSHOT.stat().st_size > 2000
+    front.node_screenshot([ckpt, node_id], str(out), pad=16)
+
+
+def test_the_docs_picture_of_a_chain_draws(front, tmp_path):
+    """What make_readme_images.py draws, into a temporary file: both nodes, not a blank canvas."""
+    out = tmp_path / "lora_chain.png"
+    draw_lora_chain(front, out)
+    with Image.open(out) as im:
+        assert im.width > 400 and im.height > 150, im.size
+        assert len(im.convert("RGB").getcolors(1 << 20) or ()) > 50      # text and widgets drawn
