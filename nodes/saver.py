@@ -43,6 +43,9 @@ from ..core.sidecar import (
 from .host import CATEGORY, send_event
 
 log = logging.getLogger(__name__)
+# The session clock (local time) for session folders and sidecar timestamps; looked up at each
+# save, so the host tests can pin it (tests/host/clock_extension) instead of racing the minute.
+clock = datetime.now
 
 COMPOSE_CHOICES = ("none", "sheet", "animation", "both")
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
@@ -181,7 +184,8 @@ class PromptMediaSessionSaver:
         root_dir = resolve_root(output_dir, root)
         chunks, graph = self._per_prompt(prompt, extra_pnginfo, unique_id)
         job_index = int(job.get("index", 0))
-        session = open_or_continue(root_dir, str(job.get("expansion_id") or "no_expansion"), job_index)
+        session = open_or_continue(root_dir, str(job.get("expansion_id") or "no_expansion"), job_index,
+                                   now=clock)
         folder = session.folder
         if prompt_media is not None:
             copy = copy_prompt_file(folder, prompt_media.source_name, prompt_media.text)
@@ -211,7 +215,7 @@ class PromptMediaSessionSaver:
             # the sidecar's publication just below fsyncs the folder for both new names
             count, path = claim_and_publish(folder, data, seed, count, sync_dir=False)
             save_generation_params(
-                path, PLUGIN_NAME, plugin_version(), count, datetime.now().strftime(TIMESTAMP_FORMAT),
+                path, PLUGIN_NAME, plugin_version(), count, clock().strftime(TIMESTAMP_FORMAT),
                 params, project,
                 output={"filename": os.path.basename(path), "path": os.path.abspath(path),
                         "subfolder": subfolder.replace(os.sep, "/")},

@@ -116,6 +116,10 @@ class ComfyServer:
         """ComfyUI's command line, run in ``comfyui_path``."""
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str] | None:
+        """ComfyUI's environment; None: this process's own."""
+        return None
+
     def start(self) -> ComfyServer:
         if self.running():
             return self
@@ -130,7 +134,7 @@ class ComfyServer:
         # own session/process group: stop() can end ComfyUI and anything it spawned, and a
         # Ctrl-C in the test terminal does not hit it before our cleanup runs
         self.proc = subprocess.Popen(self.command(), cwd=self.comfyui_path, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=self.environment())
         _RUNNING.add(self)
         log.close()
         client = ComfyClient(self.url)

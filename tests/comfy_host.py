@@ -136,6 +136,12 @@ class HostServer(ComfyServer):
                 "--database-url", f"sqlite:///{self.base}/user/comfyui.db",
                 ATTENTION_FLAG, *self.extra_args]
 
+    def environment(self) -> dict[str, str]:
+        # a fixed thread count: torch's default (one per core) spins against other processes on
+        # a shared machine and makes per-job times swing from 0.3 s to 13 s
+        threads = os.environ.get("PM_SERVER_THREADS", "1")
+        return dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+
     def restart(self) -> HostServer:
         """Stop and start again on the same port and base dir (a ComfyUI restart)."""
         self.stop()
@@ -158,8 +164,10 @@ class ServerFactory:
     """Makes HostServers for this repo + the test models; stops every one it made on close()."""
 
     def __init__(self, host: HostConfig, models: Path, *, base_prefix: str = "/tmp/pm-host-",
-                 ports: range | None = None, extra_args: list[str] | None = None):
+                 ports: range | None = None, extra_args: list[str] | None = None,
+                 extensions: dict[str, Path] | None = None):
         self.host, self.models = host, models
+        self.extensions = {EXTENSION_NAME: REPO, **(extensions or {})}   # custom_nodes/ links
         self.base_prefix, self.ports, self.extra_args = base_prefix, ports, list(extra_args or [])
         self.servers: list[tuple[HostServer, bool]] = []
 
@@ -168,7 +176,7 @@ class ServerFactory:
         owned = base_dir is None
         server = HostServer(
             self.host.comfyui_path, self.host.python, base_dir or fresh_base_dir(self.base_prefix),
-            ports=self.ports, extensions={EXTENSION_NAME: REPO}, models_dir=self.models,
+            ports=self.ports, extensions=self.extensions, models_dir=self.models,
             extra_args=extra_args if extra_args is not None else self.extra_args)
         self.servers.append((server, owned))
         if start:

@@ -46,6 +46,8 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -68,10 +70,12 @@ from prompt_media_pkg.tests.comfy_host import (
 HOST_DIR = Path(__file__).resolve().parent
 SKIP_REASON = "COMFYUI_PATH/COMFYUI_PYTHON not set: host tier skipped"
 PROMPT_MEDIA_INPUT = "prompt_media"          # the loader's folder under ComfyUI's input/
+CLOCK_EXTENSION = "prompt-media-test-clock"  # tests/host/clock_extension, linked beside the repo
 DEFAULT_TIMEOUT = 300.0
 
 __all__ = ["comfy_host", "test_models_dir", "comfy_server", "checkpoint_only_server", "comfy", "make_comfy_server",
-           "pytest_collection_modifyitems", "pytest_runtest_makereport", "HostConfig", "HostTest", "SKIP_REASON", "EXTENSION_NAME"]
+           "pytest_collection_modifyitems", "pytest_runtest_makereport", "HostConfig", "HostTest", "SKIP_REASON", "EXTENSION_NAME",
+           "pinned_clock"]
 
 
 def _terminate_as_interrupt(signum, frame):
@@ -131,7 +135,25 @@ def test_models_dir(comfy_host) -> Path:
 def _factory(host: HostConfig, models: Path) -> ServerFactory:
     return ServerFactory(host, models, base_prefix=os.environ.get("PM_TEST_BASE_PREFIX", "/tmp/pm-host-"),
                          ports=port_range_from_env(os.environ.get("PM_TEST_PORTS")),
-                         extra_args=os.environ.get("PM_COMFY_ARGS", "").split())
+                         extra_args=os.environ.get("PM_COMFY_ARGS", "").split(),
+                         extensions={CLOCK_EXTENSION: HOST_DIR / "clock_extension"})
+
+
+@contextmanager
+def pinned_clock(server: HostServer, when: datetime):
+    """The Session Saver of ``server`` reads ``when`` as the time (its session folder's minute and
+    sidecar timestamps) until the block ends (tests/host/clock_extension)."""
+    _set_clock(server, when.isoformat(timespec="seconds"))
+    try:
+        yield
+    finally:
+        if server.running():
+            _set_clock(server, None)
+
+
+def _set_clock(server: HostServer, value: str | None) -> None:
+    status, body = server.client.request("POST", "/prompt_media_test/clock", {"now": value})
+    assert status == 200, f"POST /prompt_media_test/clock {value!r}: {status} {body}"
 
 
 def _keep(session) -> bool:

@@ -9,7 +9,7 @@ import copy
 import hashlib
 import json
 import re
-import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from PIL import Image
 
 from prompt_media_pkg.core.expand import expand
 from prompt_media_pkg.core.schema import load_prompt_media
+from prompt_media_pkg.tests.host.harness import pinned_clock
 from prompt_media_pkg.tests.host.workflows import LOADER_OUT, NODE, OOM_OUT, TEST_CHECKPOINT, loader_oom_txt2img
 
 SESSION_YAML = """\
@@ -41,6 +42,7 @@ height: 64
 sampler: euler
 scheduler: normal
 """
+PINNED = datetime(2001, 2, 3, 4, 5, 6)        # the saver's clock in the two-session test
 NAME = re.compile(r"^(\d{3,})_seed_(\d+)\.png$")
 WORKFLOW = {"nodes": [], "links": [], "version": 0.4, "extra": {"note": "host test"}}
 
@@ -72,14 +74,6 @@ def numbered(folder: Path) -> list[tuple[int, int, Path]]:
     return sorted(out)
 
 
-def wait_for_fresh_minute(budget_s: float) -> None:
-    """Sleep into the next minute when fewer than ``budget_s`` seconds are left in this one, so
-    two runs meant to share an HHMM folder really start in the same minute."""
-    left = 60 - time.localtime().tm_sec
-    if left < budget_s:
-        time.sleep(left + 0.5)
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -89,25 +83,19 @@ def model_sha(test_models_dir) -> str:
     return sha256(Path(test_models_dir) / "checkpoints" / TEST_CHECKPOINT)
 
 
-def two_runs_in_one_minute(comfy, attempts: int = 3):
+def two_runs_in_one_minute(comfy):
     """Run the 6-job session twice (the second with another variation_seed, so ComfyUI
-    re-executes and a new session opens) with both sessions opened in the same minute. Under
-    heavy load the minute can turn between them; then the pair is repeated under a new root."""
-    for attempt in range(attempts):
-        root = f"{comfy.prefix}_{attempt}"
-        wait_for_fresh_minute(45.0)
+    re-executes and a new session opens) with the saver's clock pinned to one minute: both
+    sessions open that minute's folder, however long the runs take."""
+    root = comfy.prefix
+    with pinned_clock(comfy.server, PINNED):
         first = comfy.run_ok(saver_workflow("session.yaml", root, run="all jobs"),
                              extra_data={"extra_pnginfo": {"workflow": WORKFLOW}})
-        folder = session_dirs(comfy.server.output_dir, root)[0]
+        (folder,) = session_dirs(comfy.server.output_dir, root)
+        assert folder == comfy.server.output_dir / root / PINNED.strftime("%Y/%m/%d/%H%M")
         before = {p: sha256(p) for p in folder.iterdir()}
         second = comfy.run_ok(saver_workflow("session.yaml", root, run="all jobs", variation_seed=1))
-        dirs = session_dirs(comfy.server.output_dir, root)
-        if dirs == [folder]:
-            return root, folder, first, before, second
-        # the minute turned: the second session got its own folder, the first is untouched
-        assert len(dirs) == 2 and all(sha256(p) == h for p, h in before.items())
-        assert [c for c, _s, _p in numbered(dirs[1])] == [1, 2, 3, 4, 5, 6]
-    pytest.fail(f"the two runs never opened their sessions within one minute in {attempts} attempts")
+    return root, folder, first, before, second
 
 
 def test_all_jobs_session_then_second_run_continues(comfy, model_sha):
@@ -125,7 +113,7 @@ def test_all_jobs_session_then_second_run_continues(comfy, model_sha):
         side = json.loads(png.with_suffix(".json").read_text())
         p = side["parameters"]
         assert side["plugin"] == "prompt-media" and side["task_id"] == count and side["project_id"] == 7
-        assert re.fullmatch(r"\d{8}_\d{6}", side["timestamp"])
+        assert side["timestamp"] == PINNED.strftime("%Y%m%d_%H%M%S")
         # what the KSampler actually got (through links from the loader / OOM)
         assert p == {"prompt": job["positive"], "negative_prompt": "blurry", "width": 64, "height": 64,
                      "steps": 1, "cfg_scale": 5.5, "sampler": "euler", "scheduler": "normal",
@@ -322,24 +310,26 @@ def test_session_continues_across_a_restart(comfy):
     comfy.put_yaml("session.yaml", SESSION_YAML)
     root = comfy.prefix
 
-    def job(index: int) -> str:
-        wf = saver_workflow("session.yaml", root, run="one job per run", job_index=index, variation_seed=11)
+    def job(index: int, variation_seed: int = 11) -> str:
+        wf = saver_workflow("session.yaml", root, run="one job per run", job_index=index, variation_seed=variation_seed)
         return comfy.image_paths(comfy.run_ok(wf))[0].relative_to(comfy.server.output_dir / root).as_posix()
 
-    first = [job(0), job(1)]
+    with pinned_clock(comfy.server, PINNED):
+        first = [job(0), job(1)]
     comfy.server.restart()
-    after = [job(2), job(3)]
+    after = [job(2), job(3)]                         # unpinned: continuing needs no clock
     folders = {p.rsplit("/", 1)[0] for p in first + after}
-    assert len(folders) == 1
+    assert folders == {PINNED.strftime("%Y/%m/%d/%H%M")}
     assert [p.rsplit("/", 1)[1] for p in first + after] == [f"{i:03d}_seed_31337.png" for i in range(1, 5)]
     state_file = next((comfy.server.output_dir / root / ".prompt_media" / "sessions").glob("*.json"))
     old_state = json.loads(state_file.read_text())
     assert old_state["last_index"] == 3 and old_state["last_count"] == 4
-    time.sleep(1.1)
-    again = job(0)                                   # job 0 again: a new session
+    with pinned_clock(comfy.server, PINNED + timedelta(seconds=30)):
+        again = job(0)                               # job 0 again, same minute: a new session there
     new_state = json.loads(state_file.read_text())
     assert new_state["started"] > old_state["started"] and new_state["last_index"] == 0
-    if new_state["folder"] == old_state["folder"]:   # same minute: numbering continues there
-        assert again.endswith("/005_seed_31337.png")
-    else:                                            # a new HHMM folder starts at 001
-        assert again == f"{new_state['folder']}/001_seed_31337.png"
+    assert (new_state["folder"], again) == (old_state["folder"], f"{old_state['folder']}/005_seed_31337.png")
+    with pinned_clock(comfy.server, PINNED + timedelta(minutes=1)):
+        later = job(0, variation_seed=12)            # (another expansion: ComfyUI would reuse the
+                                                     # last output) the next minute: a new folder
+    assert later == (PINNED + timedelta(minutes=1)).strftime("%Y/%m/%d/%H%M") + "/001_seed_31337.png"
