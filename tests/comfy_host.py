@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAKE_MODELS = REPO / "tests" / "fixtures" / "make_test_models.py"
 
 __all__ = ["EXTENSION_NAME", "REPO", "HostConfig", "HostServer", "ModelBuildError", "ServerError", "ServerFactory",
-           "build_test_models", "fresh_base_dir", "host_config", "port_range_from_env"]
+           "build_test_models", "fresh_base_dir", "host_config", "port_range_from_env", "setup_host_dir"]
 
 
 class ModelBuildError(RuntimeError):
@@ -43,11 +43,21 @@ class HostConfig:
     python: Path
 
 
+def setup_host_dir() -> Path:
+    """Where scripts/setup_test_host.sh lays out the host (ComfyUI/ and venv/)."""
+    return Path(os.environ.get("PM_HOST_DIR") or Path.home() / ".cache" / "prompt-media" / "host")
+
+
 def host_config(comfyui_path: str | None = None, python: str | None = None) -> HostConfig | None:
-    """The host from the arguments, else COMFYUI_PATH / COMFYUI_PYTHON; None when neither names
-    one; raises ServerError when the one named is unusable."""
+    """The host from the arguments, else COMFYUI_PATH / COMFYUI_PYTHON, else the one
+    scripts/setup_test_host.sh laid out (unless PM_NO_HOST_AUTODETECT=1); None when none is
+    named; raises ServerError when the one named is unusable."""
     path = comfyui_path or os.environ.get("COMFYUI_PATH", "")
     python = python or os.environ.get("COMFYUI_PYTHON", "")
+    laid_out = setup_host_dir()
+    if not path and not python and os.environ.get("PM_NO_HOST_AUTODETECT") != "1" \
+            and (laid_out / "ComfyUI" / "main.py").is_file() and (laid_out / "venv" / "bin" / "python").exists():
+        path, python = str(laid_out / "ComfyUI"), str(laid_out / "venv" / "bin" / "python")
     if not path or not python:
         return None
     if not (Path(path) / "main.py").is_file():
