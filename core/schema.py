@@ -252,7 +252,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
                                line=line, column=column, field="(yaml)") from None
     except yaml.YAMLError as e:
         raise PromptMediaError(f"invalid YAML: {e}", source=source, field="(yaml)") from None
-    except ValueError as e:  # PyYAML's scanner: an escape past U+10FFFF such as "\U12345678"
+    except (ValueError, OverflowError) as e:  # PyYAML's scanner: an escape past U+10FFFF ("\U12345678", "\UFFFFFFFF")
         if isinstance(e, PromptMediaError):      # ours (alias bombs, nesting): already positioned
             raise
         mark = loader.get_mark() if loader is not None else None

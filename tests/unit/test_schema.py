@@ -123,6 +123,8 @@ def test_every_file_of_the_corpus_loads_with_every_preset():
     ("prompts: [a\n", "t.yaml:2:1: (yaml): while parsing a flow sequence expected ',' or ']'"),
     ("prompts: [a]\nprompts2: !!python/object:os.system {}\n", "t.yaml:2:11: (yaml):"),
     ("prompts: ['a\x00b']\n", "t.yaml:1:13: (yaml): character 0x0000 is not allowed in YAML"),
+    ('prompts: ["a\\U00110000"]\n', "t.yaml:1:15: (yaml): invalid escape in a quoted string"),
+    ('prompts: ["a\\UFFFFFFFF"]\n', "t.yaml:1:15: (yaml): invalid escape in a quoted string"),
 ])
 def test_error_messages_name_file_line_column_and_field(text, expected):
     assert error(text).startswith(expected)
