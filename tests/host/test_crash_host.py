@@ -17,11 +17,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from prompt_media_pkg.tests.host.harness import pinned_clock
 from prompt_media_pkg.tests.host.workflows import oom_id, session_prompt
 
 KILLS = int(os.environ.get("PM_CRASH_KILLS", "20"))
@@ -95,6 +97,23 @@ def kill9(server) -> None:
     server.proc.wait(10)
 
 
+def temp_names(folder: Path) -> set[str]:
+    with os.scandir(folder) as entries:
+        return {e.name for e in entries if TEMP.match(e.name)}
+
+
+def kill9_while_writing(server, folder: Path, timeout: float) -> float | None:
+    """SIGKILL the server the moment a new temp file shows up in ``folder`` (the saver is writing
+    an image or a sidecar); seconds waited, or None when none appeared within ``timeout``."""
+    known, t0 = temp_names(folder), time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if temp_names(folder) - known:
+            kill9(server)
+            return time.monotonic() - t0
+        time.sleep(0.0005)
+    return None
+
+
 def post_jobs(client, prompt: dict, indexes) -> list[str]:
     ids = []
     for index in indexes:
@@ -145,36 +164,34 @@ def test_kill_9_at_random_points_loses_nothing_and_resumes(make_comfy_server):
     first_job_s, _ = timed_job(server.client, prompt, 0, saver_id)
     warm_job_s, saver_s = timed_job(server.client, prompt, 1, saver_id)
     window = first_job_s + (JOBS_PER_KILL - 1) * warm_job_s
-    saver_window = 2 * saver_s + 0.01     # past its end too: signal delivery has ms of jitter
     folder = Path(session_state(server.client, prompt)["folder"])
     saved, _ = check_session_folder(folder)
     assert len(saved) == 4
 
-    log, leftovers, restarts = [], set(), []
+    log, leftovers, restarts, caught_writing = [], set(), [], 0
     for kill in range(KILLS):
         client = server.client                      # one client id: its websocket sees our events
         info = session_state(client, prompt)
         assert Path(info["folder"]) == folder and info["next_index"] > 0   # continues, never a new session
-        with client.websocket() as ws:
-            post_jobs(client, prompt, range(info["next_index"], info["next_index"] + JOBS_PER_KILL))
-            if kill % 2 == 0:                       # anywhere in the queued jobs
-                point = "uniform"
-                delay = rng.uniform(0, window)
-                time.sleep(delay)
-            else:                                   # while the saver writes (a few ms at 64x64)
-                point = "saver"
-                delay = rng.uniform(0, saver_window)
-                try:
-                    for kind, data in client.events(ws, timeout=window * 3):
-                        if kind == "executing" and str(data.get("node")) == saver_id:
-                            break
-                except TimeoutError:
-                    point = "saver not reached"
-                time.sleep(delay)
+        orphans_before = {n for n in saved if n.endswith(".png") and n[:-4] + ".json" not in saved}
+        post_jobs(client, prompt, range(info["next_index"], info["next_index"] + JOBS_PER_KILL))
+        if kill % 2 == 0:                           # anywhere in the queued jobs
+            point = "uniform"
+            delay = rng.uniform(0, window)
+            time.sleep(delay)
             kill9(server)
+        else:                                       # while the saver writes (a few ms at 64x64)
+            point = "writing"
+            delay = kill9_while_writing(server, folder, timeout=window * 3 + 30)
+            if delay is None:
+                pytest.fail(f"kill {kill}: the saver wrote nothing within {window * 3 + 30:.0f}s; "
+                            f"server log:\n{server.log_tail()}")
         saved, temps = check_session_folder(folder, saved)
+        new_orphans = {n for n in saved if n.endswith(".png") and n[:-4] + ".json" not in saved} - orphans_before
+        if point == "writing" and (set(temps) - leftovers or new_orphans):
+            caught_writing += 1                     # a temp or an image without its sidecar: mid-write
         leftovers.update(temps)
-        log.append((point, round(delay, 3), info["next_index"], len([n for n in saved if n.endswith(".png")]),
+        log.append((point, round(delay, 4), info["next_index"], len([n for n in saved if n.endswith(".png")]),
                     len(temps)))
         t0 = time.monotonic()
         server.restart()
@@ -195,6 +212,8 @@ def test_kill_9_at_random_points_loses_nothing_and_resumes(make_comfy_server):
         assert server.client.wait(job_id).status == "success"
     saved, temps = check_session_folder(folder, saved)
     assert temps == [], f"stale temp files not cleaned: {temps}"
+    # the "writing" kills are what this test is for: at least one must have cut a write short
+    assert caught_writing >= 1, f"no kill landed inside a write: {log}"
 
     # resumed without skipping a job: every job up to the last finished one has a sidecar
     done = session_state(server.client, prompt)["last_index"]
@@ -203,12 +222,22 @@ def test_kill_9_at_random_points_loses_nothing_and_resumes(make_comfy_server):
     sys.stderr.write(f"\n[crash] {KILLS} kills (seed {SEED}), window {window:.2f}s (first job {first_job_s:.2f}s, "
                      f"warm {warm_job_s:.2f}s, saver {saver_s * 1000:.0f} ms), restart {min(restarts):.1f}-{max(restarts):.1f}s; "
                      f"{len(pngs)} images, {len(orphans)} without sidecar {orphans}, "
-                     f"{len(leftovers)} temp leftovers; (point, delay, next_index, images, temps): {log}\n")
+                     f"{len(leftovers)} temp leftovers, {caught_writing} of {KILLS // 2} kills cut a write short; "
+                     f"(point, delay, next_index, images, temps): {log}\n")
+
+
+def run_window(client, prompt_id: str) -> tuple[float, float]:
+    """(execution_start, end) in ms of a finished prompt, from its /history status messages."""
+    messages = dict(client.get(f"/history/{prompt_id}")[prompt_id]["status"]["messages"])
+    return messages["execution_start"]["timestamp"], messages["execution_success"]["timestamp"]
 
 
 def test_two_servers_one_output_folder_same_minute_never_overwrite(make_comfy_server, tmp_path_factory):
+    """Two ComfyUIs on one --output-directory, both savers' clocks pinned to one minute: both
+    sessions open the same folder while both servers run, and every count is claimed once."""
     shared = Path(os.environ.get("PM_TEST_BASE_PREFIX", "/tmp/pm-host-") + f"shared-{os.getpid()}")
     shared.mkdir(parents=True, exist_ok=True)
+    minute = datetime(2001, 2, 3, 4, 5, 6)
     try:
         servers = [make_comfy_server(extra_args=["--output-directory", str(shared)]) for _ in range(2)]
         root = "shared/images"
@@ -217,17 +246,22 @@ def test_two_servers_one_output_folder_same_minute_never_overwrite(make_comfy_se
             (server.input_dir / "prompt_media").mkdir(parents=True, exist_ok=True)
             (server.input_dir / "prompt_media" / "same.yaml").write_text(SMALL_YAML, encoding="utf-8")
         jobs = range(7)                     # 7 prompts x 1 seed
-        queued = [(s, pid) for s in servers for pid in post_jobs(s.client, prompt, [0])]
-        queued += [(s, pid) for s in servers for pid in post_jobs(s.client, prompt, jobs[1:])]
-        for server, pid in queued:
-            result = server.client.wait(pid)
-            assert result.status == "success", result.error_summary()
+        with pinned_clock(servers[0], minute), pinned_clock(servers[1], minute):
+            queued = [(s, pid) for s in servers for pid in post_jobs(s.client, prompt, [0])]
+            queued += [(s, pid) for s in servers for pid in post_jobs(s.client, prompt, jobs[1:])]
+            for server, pid in queued:
+                result = server.client.wait(pid)
+                assert result.status == "success", result.error_summary()
         images = sorted((shared / root).rglob("*.png"))
+        assert {p.parent for p in images} == {shared / root / minute.strftime("%Y/%m/%d/%H%M")}
         assert len(images) == 2 * len(jobs)                     # nothing overwritten, nothing lost
-        for folder in {p.parent for p in images}:
-            check_session_folder(folder)                        # unique counts, sidecars match
-        sys.stderr.write(f"\n[crash] two servers: {len(images)} images in "
-                         f"{sorted(str(p.parent.relative_to(shared)) for p in images)[::len(jobs)]}\n")
+        check_session_folder(images[0].parent)                  # unique gapless counts, sidecars match
+        # the race happened: the two servers were running jobs at the same time
+        windows = [[run_window(s.client, pid) for s2, pid in queued if s2 is s] for s in servers]
+        spans = [(min(a for a, _ in w), max(b for _, b in w)) for w in windows]
+        assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], f"the servers never ran together: {spans}"
+        sys.stderr.write(f"\n[crash] two servers: {len(images)} images in one folder, "
+                         f"runs overlapping {min(spans[0][1], spans[1][1]) - max(spans[0][0], spans[1][0]):.0f} ms\n")
     finally:
         subprocess.run(["rm", "-rf", str(shared)], check=False)
 
