@@ -72,9 +72,9 @@ class Table:
         self.rows: list[tuple[str, ...]] = []
 
     def add(self, num: str, measure: str, ours: str = "", reference: str = "", figure: str = "",
-            target: str = "", met: bool | None = None) -> None:
+            target: str = "", met: bool | str | None = None) -> None:
         self.rows.append((num, measure, ours, reference, figure, target,
-                          "" if met is None else ("yes" if met else "NO")))
+                          met if isinstance(met, str) else "" if met is None else ("yes" if met else "NO")))
 
     def render(self) -> str:
         rows = [self.HEAD] + self.rows
@@ -82,6 +82,16 @@ class Table:
         line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
         sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
         return "\n".join([line(rows[0]), sep] + [line(r) for r in rows[1:]])
+
+
+def ratio_verdict(median: float, spread: Stat, target: float) -> str:
+    """'yes' only when every repetition's ratio meets ``target``; 'NO' when the median misses
+    it; otherwise the spread crosses the target and one run cannot say."""
+    if spread.max <= target:
+        return "yes"
+    if median > target:
+        return "NO"
+    return f"unclear (spread to {spread.max:.3f}x)"
 
 
 # ----------------------------------------------------------------------------- machine
