@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     lint|unit|host|browser) TIERS+=("$1"); shift ;;
     --) shift; PYTEST_ARGS=("$@"); break ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     *) die "unknown argument '$1' (tiers: lint unit host browser; pytest arguments after --)" ;;
   esac
 done

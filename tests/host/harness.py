@@ -35,6 +35,9 @@ them with ``from prompt_media_pkg.tests.host.harness import *``):
     install as a user has it.
 ``test_models_dir`` (session)
     The models dir made by tests/fixtures/make_test_models.py (cached across runs).
+``pinned_clock(server, datetime)`` (context manager, not a fixture)
+    The Session Saver of that server reads the given time (session folder minute, sidecar
+    timestamp) inside the block: tests/host/clock_extension, linked into every server made here.
 
 Environment knobs: PM_TEST_PORTS ("8210-8219": pick ports from that range; default: any free
 port), PM_TEST_BASE_PREFIX (default /tmp/pm-host-), PM_TEST_MODELS (model cache root),
