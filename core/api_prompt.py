@@ -24,6 +24,17 @@ OOM_CLASS = "PromptMediaOOM"
 SAVER_CLASS = "PromptMediaSessionSaver"
 CHAIN_CLASS = "PromptMediaLoraChain"
 LOADER_SOURCE_INPUTS = ("file", "yaml_text", "preset")
+# Output names (RETURN_NAMES) of the loader and the OOM node; new outputs go at the end so saved
+# links keep their indexes.
+LOADER_OUTPUTS = ("prompt_media", "lora_stack", "negative", "steps", "cfg", "width", "height",
+                  "sampler_name", "scheduler", "denoise", "summary", "guidance", "model_name")
+OOM_OUTPUTS = ("positive", "seed", "job", "job_count")
+# Outputs that carry one of the job's values (same name as the job key): a sampler input linked
+# to one of them used exactly the job's value.
+JOB_VALUE_KEYS = frozenset({"positive", "seed", "negative", "steps", "cfg", "width", "height",
+                            "sampler_name", "scheduler", "denoise", "guidance", "model_name"})
+JOB_OUTPUTS = {cls: {i: name for i, name in enumerate(names) if name in JOB_VALUE_KEYS}
+               for cls, names in ((LOADER_CLASS, LOADER_OUTPUTS), (OOM_CLASS, OOM_OUTPUTS))}
 
 
 @dataclass(frozen=True)
@@ -113,18 +124,27 @@ def nodes_of_class(prompt: Any, *classes: str) -> list[tuple[str, dict]]:
             if isinstance(n, dict) and n.get("class_type") in classes and isinstance(n.get("inputs", {}), dict)]
 
 
+def links_from(prompt: Any, node_id: str, output_index: int | None = None) -> list[tuple[str, str, dict]]:
+    """(consumer id, input name, consumer node) of every input linked to ``node_id`` (only its
+    output ``output_index`` when given), in the prompt's order."""
+    out = []
+    for cid, node in _all_nodes(prompt):
+        for name, raw in node_inputs(node).items():
+            link = parse_link(raw)
+            if link is not None and link[0] == str(node_id) and output_index in (None, link[1]):
+                out.append((cid, name, node))
+    return out
+
+
 def consumers(prompt: Any, node_id: str, *, input_name: str | None = None,
               class_type: str | None = None) -> list[tuple[str, dict]]:
     """(id, node) of nodes with an input linked to ``node_id`` (optionally only input
-    ``input_name``, only class ``class_type``), in the prompt's order."""
-    out = []
-    for cid, node in nodes_of_class(prompt, class_type) if class_type else _all_nodes(prompt):
-        for name, raw in node_inputs(node).items():
-            link = parse_link(raw)
-            if link is not None and link[0] == str(node_id) and input_name in (None, name):
-                out.append((cid, node))
-                break
-    return out
+    ``input_name``, only class ``class_type``), in the prompt's order, each once."""
+    out: dict[str, dict] = {}
+    for cid, name, node in links_from(prompt, node_id):
+        if input_name in (None, name) and class_type in (None, class_of(node)):
+            out.setdefault(cid, node)
+    return list(out.items())
 
 
 def _all_nodes(prompt: Any) -> Iterator[tuple[str, dict]]:

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .atomic import write_json
-from .graph_params import GraphParams, Resolved
+from .graph_params import GraphParams, Resolved, Stage
 from .paths import PathError, relative_parts
+from .schema import DEFAULT_SETTINGS
 
 PLUGIN_NAME = "prompt-media"
+DEFAULT_GUIDANCE = DEFAULT_SETTINGS["guidance"]
 SIDECAR_EXTENSION = ".json"
 IMAGE_EXTENSION = ".png"                 # what the Session Saver writes beside each sidecar
 MAX_SIDECAR_BYTES = 8 * 1024 * 1024      # a sidecar is a few KiB; refuse anything absurd
@@ -38,24 +40,82 @@ OOM_KEYS = ("index", "total", "seed_index", "prompt_index", "variation_index",
             "expansion_id", "preset")
 
 
-def parameters_section(resolved: Resolved, model_sha256: str | None, loras: list[dict],
-                       batch_index: int, batch_size: int) -> dict:
+# stage field -> sidecar key, in the order a stage is written
+STAGE_KEYS = (("positive", "prompt"), ("negative", "negative_prompt"), ("width", "width"), ("height", "height"),
+              ("steps", "steps"), ("cfg", "cfg_scale"), ("sampler_name", "sampler"), ("scheduler", "scheduler"),
+              ("denoise", "denoise"), ("seed", "seed"), ("noise", "noise"), ("guidance", "guidance"),
+              ("model_name", "model_name"))
+# written only when the shape has them
+OPTIONAL_STAGE_KEYS = (("positive_2", "prompt_2"), ("start_at_step", "start_at_step"),
+                       ("end_at_step", "end_at_step"), ("model_folder", "model_folder"),
+                       ("weight_dtype", "weight_dtype"), ("shift", "shift"), ("clip_skip", "clip_skip"),
+                       ("clip_type", "clip_type"))
+Sha256Of = Callable[[str | None, Any], "str | None"]     # (models folder or None, file name) -> sha256
+
+
+def stage_parameters(stage: Stage | None, resolved: Resolved, sha256_of: Sha256Of) -> dict:
+    """One sampling pass in sidecar form: the values used (None when unknown or not used), the
+    model / text encoder files with their sha256, and the shape's own options."""
     v = resolved.values
-    return {
-        "prompt": v["positive"], "negative_prompt": v["negative"],
-        "width": v["width"], "height": v["height"], "steps": v["steps"], "cfg_scale": v["cfg"],
-        "sampler": v["sampler_name"], "scheduler": v["scheduler"], "denoise": v["denoise"],
-        "seed": v["seed"], "model_name": v["model_name"], "model_sha256": model_sha256,
-        "loras": loras, "batch_index": batch_index, "batch_size": batch_size,
-    }
+    out = {key: v.get(name) for name, key in STAGE_KEYS}
+    out["model_sha256"] = sha256_of(v.get("model_folder"), v.get("model_name"))
+    for name, key in OPTIONAL_STAGE_KEYS:
+        if name in v:
+            out[key] = v[name]
+    out["text_encoders"] = [{"name": name, "sha256": sha256_of("text_encoders", name)}
+                            for name in v.get("text_encoders") or ()]
+    if stage is not None:
+        for key in ("sampler_options", "scheduler_options", "model_sampling", "guider_options"):
+            if getattr(stage, key):
+                out[key] = getattr(stage, key)
+        if stage.guider_class:
+            out["guider"] = stage.guider_class
+    return out
 
 
-def parameters_source_section(graph: GraphParams, resolved: Resolved, *notes: str | None) -> dict:
-    """Where each parameter came from; ``overrides`` lists widget values that differ from
+def parameters_section(graph: GraphParams, resolved: list[Resolved], loras: list[dict],
+                       sha256_of: Sha256Of, batch_index: int, batch_size: int,
+                       stage_loras: list[list[dict]] | None = None) -> dict:
+    """The ``parameters`` section: the first sampling pass at the top level (the one whose noise
+    starts the image), the VAE, LoRAs and batch place; with several passes, every pass in
+    ``stages`` (first first, each with its own LoRAs)."""
+    stages = graph.stages or [None]
+    out = stage_parameters(stages[0], resolved[0], sha256_of)
+    out["vae_name"] = graph.vae_name if isinstance(graph.vae_name, str) else None
+    out["vae_sha256"] = sha256_of("vae", out["vae_name"])
+    out.update(loras=loras, batch_index=batch_index, batch_size=batch_size)
+    if len(stages) > 1:
+        out["stages"] = []
+        for i, (stage, r) in enumerate(zip(stages, resolved)):
+            entry = {"sampler_node": stage.sampler_id, "sampler_class": stage.sampler_class,
+                     **stage_parameters(stage, r, sha256_of)}
+            entry["loras"] = (stage_loras or [])[i] if stage_loras and i < len(stage_loras) else []
+            out["stages"].append(entry)
+    return out
+
+
+def parameters_source_section(graph: GraphParams, resolved: list[Resolved], *notes: str | None) -> dict:
+    """Where each parameter came from (``widget``, ``job``, ``image``, ``unknown: ...``, ``not
+    used: ...``), the node each was read from, and ``overrides``: widget values that differ from
     what the prompt file / job said (e.g. steps typed into the KSampler)."""
-    return {"sampler_node": graph.sampler_id, "sampler_class": graph.sampler_class,
-            "fields": resolved.sources, "overrides": resolved.overrides,
-            "notes": [*(graph.notes or ()), *(n for n in notes if n)]}
+    first = graph.first
+    out = {"sampler_node": graph.sampler_id, "sampler_class": graph.sampler_class,
+           "fields": _with_vae(graph, resolved[0].sources), "read_from": dict(first.read_from) if first else {},
+           "overrides": resolved[0].overrides,
+           "notes": [*(graph.notes or ()), *(first.notes if first else ()), *(n for n in notes if n)]}
+    if len(graph.stages) > 1:
+        out["stages"] = [{"sampler_node": s.sampler_id, "sampler_class": s.sampler_class, "fields": r.sources,
+                          "read_from": dict(s.read_from), "overrides": r.overrides, "notes": list(s.notes)}
+                         for s, r in zip(graph.stages, resolved)]
+    return out
+
+
+def _with_vae(graph: GraphParams, sources: dict) -> dict:
+    out = dict(sources)
+    if graph.vae_name is not None or graph.vae_absent:
+        out["vae_name"] = "widget" if isinstance(graph.vae_name, str) else (
+            graph.vae_absent or f"unknown: {graph.vae_name}")
+    return out
 
 
 def oom_section(job: dict) -> dict:
@@ -321,6 +381,11 @@ class Sidecar:
     loras: tuple[LoraUse, ...]
     oom: OomPlace | None            # None: no ``oom`` section (not from an OOM session)
     source_name: str                # the prompt file of the session ("" when not recorded)
+    guidance: float | None = None   # Flux guidance (FluxGuidance); None when the graph had none
+    model_folder: str | None = None     # checkpoints | diffusion_models (None: older sidecars)
+    text_encoders: tuple[str, ...] = ()     # separately loaded text encoders, in loader order
+    vae_name: str | None = None     # a separately loaded VAE (None: the checkpoint's own)
+    stages: int = 1                 # sampling passes (the top level is the first)
 
     @property
     def count(self) -> int | None:
@@ -363,7 +428,20 @@ def parse_sidecar(data: dict, path: str, image_path: str) -> Sidecar:
         loras=_loras(p, path),
         oom=None if oom is None else _oom_place(oom, path),
         source_name=_typed(session, "source_name", TEXT, "session.", path) or "",
+        guidance=param("guidance", NUMBER), model_folder=param("model_folder", TEXT),
+        text_encoders=tuple(_typed(t, "name", TEXT, "parameters.text_encoders[].", path) or ""
+                            for t in _list(p, "text_encoders", path)),
+        vae_name=param("vae_name", TEXT), stages=max(len(_list(p, "stages", path)), 1),
     )
+
+
+def _list(p: dict, key: str, path: str) -> list:
+    value = p.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise GenerationParamsError(path, f"parameters.{key} must be a list of objects, found {value!r:.60}")
+    return value
 
 
 def _loras(p: dict, path: str) -> tuple[LoraUse, ...]:
@@ -416,15 +494,16 @@ class Regeneration:
     height: int
     model_name: str
     lora_stack: list[dict]          # LORA_STACK items: name, strength_model, strength_clip
+    guidance: float                 # FluxGuidance's default 3.5 when the sidecar has none
 
     def outputs(self) -> tuple:
         return tuple(getattr(self, f.name) for f in fields(self))
 
 
 def regeneration(sidecar: Sidecar) -> Regeneration:
-    """The sampler values of ``sidecar`` (denoise and LoRA strengths default to 1.0); raises
-    GenerationParamsError naming the file when one the sampler needs is missing or the model
-    is not a plain name inside models/checkpoints."""
+    """The sampler values of ``sidecar`` (the first sampling pass; denoise and LoRA strengths
+    default to 1.0, guidance to 3.5); raises GenerationParamsError naming the file when one the
+    sampler needs is missing or the model is not a plain name inside its models folder."""
     def need(name: str, key: str, kinds: tuple[type, ...]) -> Any:
         value = getattr(sidecar, name)
         if value is None:
@@ -432,8 +511,8 @@ def regeneration(sidecar: Sidecar) -> Regeneration:
                                                       "found None")
         return value
 
-    try:        # a file name inside models/checkpoints, never a path out of it
-        relative_parts(sidecar.model_name, "parameters.model_name", "models/checkpoints")
+    try:        # a file name inside its models folder, never a path out of it
+        relative_parts(sidecar.model_name, "parameters.model_name", f"models/{sidecar.model_folder or 'checkpoints'}")
     except PathError as e:
         raise GenerationParamsError(sidecar.path, str(e)) from None
     return Regeneration(
@@ -444,4 +523,5 @@ def regeneration(sidecar: Sidecar) -> Regeneration:
         [{"name": lora.name,
           "strength_model": 1.0 if lora.strength_model is None else lora.strength_model,
           "strength_clip": 1.0 if lora.strength_clip is None else lora.strength_clip}
-         for lora in sidecar.loras])
+         for lora in sidecar.loras],
+        DEFAULT_GUIDANCE if sidecar.guidance is None else sidecar.guidance)

@@ -47,3 +47,31 @@ def send_event(name: str, data: dict) -> None:
         PromptServer.instance.send_sync(f"prompt_media.{name}", data)
     except Exception:   # no server (scripts, tests): the log has it
         pass
+
+
+MODEL_FOLDERS = ("checkpoints", "diffusion_models")
+
+
+class ModelFileCombo(list):
+    """A model file name as an output type that connects to Load Checkpoint's ``ckpt_name`` and
+    Load Diffusion Model's ``unet_name``.
+
+    ComfyUI checks a link by ``output_type != input_type``, and for combos the type is the list
+    itself: this one compares equal to the *current* list of either folder (the one the target
+    input has at validation), so adding a model while ComfyUI runs does not break the link;
+    /object_info shows the list it was created with."""
+
+    def __eq__(self, other):
+        if isinstance(other, list):
+            return any(list(other) == folder_paths.get_filename_list(f) for f in MODEL_FOLDERS)
+        return NotImplemented
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None
+
+
+def model_file_type() -> ModelFileCombo:
+    return ModelFileCombo(sorted({n for f in MODEL_FOLDERS for n in folder_paths.get_filename_list(f)}))

@@ -8,6 +8,7 @@ import os
 import comfy.samplers
 import folder_paths
 
+from ..core.graph_params import SCHEDULER_NODES
 from ..core.paths import PathError, ensure_inside, path_inside
 from ..core.session import DEFAULT_ROOT, recent_sidecars
 from ..core.sidecar import (
@@ -18,36 +19,12 @@ from ..core.sidecar import (
     read_sidecar,
     regeneration,
 )
-from .host import CATEGORY
+from .host import CATEGORY, model_file_type
 
 log = logging.getLogger(__name__)
 
 RECENT_LIMIT = 500
 NONE_CHOICE = "(none: use path)"
-
-
-class LiveCheckpointCombo(list):
-    """The checkpoint list as an output type, so ``model_name`` can feed CheckpointLoaderSimple.
-
-    ComfyUI checks a link by comparing the output's type with the input's, and for combos the
-    type is the list itself: a list frozen at import time would stop matching once a checkpoint
-    is added. This one compares equal to the *current* checkpoint list (the one the target
-    input has at validation), while /object_info shows the list it was created with.
-    """
-
-    def __eq__(self, other):
-        if isinstance(other, list):
-            return list(other) == folder_paths.get_filename_list("checkpoints")
-        return NotImplemented
-
-    def __ne__(self, other):
-        eq = self.__eq__(other)
-        return eq if eq is NotImplemented else not eq
-
-    __hash__ = None
-
-
-CHECKPOINT_TYPE = LiveCheckpointCombo(folder_paths.get_filename_list("checkpoints"))
 
 
 def sidecar_choices() -> list[str]:
@@ -81,36 +58,43 @@ def read_params(image: str | None, path: str | None) -> Sidecar:
     return sidecar
 
 
+# schedules computed by a sigmas node (KarrasScheduler, SDTurboScheduler, ...) under its own name
+SIGMAS_SCHEDULERS = frozenset(name for name in SCHEDULER_NODES.values() if name)
+
+
 def outputs_from(sidecar: Sidecar) -> tuple:
-    """The node's outputs; what only this ComfyUI knows (its samplers, schedulers, checkpoints)
-    is checked here, the sidecar's own values by core.sidecar.regeneration."""
+    """The node's outputs; what only this ComfyUI knows (its samplers, schedulers, models) is
+    checked here, the sidecar's own values by core.sidecar.regeneration."""
     values = regeneration(sidecar)
-    for what, value, available in (("sampler", values.sampler, comfy.samplers.KSampler.SAMPLERS),
-                                   ("scheduler", values.scheduler, comfy.samplers.KSampler.SCHEDULERS)):
+    for what, value, available in (
+            ("sampler", values.sampler, comfy.samplers.KSampler.SAMPLERS),
+            ("scheduler", values.scheduler, [*comfy.samplers.KSampler.SCHEDULERS, *SIGMAS_SCHEDULERS])):
         if value not in available:
             raise GenerationParamsError(sidecar.path, f"{what} {value!r} is not available in this ComfyUI")
-    if values.model_name and values.model_name not in folder_paths.get_filename_list("checkpoints"):
-        log.warning("[Prompt Media] %s: model %r is not in models/checkpoints", sidecar.path,
-                    values.model_name)
+    folder = sidecar.model_folder or "checkpoints"
+    if values.model_name and values.model_name not in folder_paths.get_filename_list(folder):
+        log.warning("[Prompt Media] %s: model %r is not in models/%s", sidecar.path, values.model_name, folder)
     return values.outputs()
 
 
 class PromptMediaLoadParams:
     DESCRIPTION = ("Reads the JSON sidecar of an image saved by Session Saver and outputs what "
-                   "regenerates it: prompts, seed, sampler settings, size, checkpoint and LoRAs.")
+                   "regenerates it: prompts, seed, sampler settings, size, model, LoRAs and Flux "
+                   "guidance (of the first sampling pass when the graph had several).")
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = ("STRING", "STRING", "INT", "INT", "FLOAT", comfy.samplers.KSampler.SAMPLERS,
-                    comfy.samplers.KSampler.SCHEDULERS, "FLOAT", "INT", "INT", CHECKPOINT_TYPE,
-                    "LORA_STACK")
+                    comfy.samplers.KSampler.SCHEDULERS, "FLOAT", "INT", "INT", model_file_type(),
+                    "LORA_STACK", "FLOAT")
     RETURN_NAMES = ("positive", "negative", "seed", "steps", "cfg", "sampler_name", "scheduler",
-                    "denoise", "width", "height", "model_name", "lora_stack")
+                    "denoise", "width", "height", "model_name", "lora_stack", "guidance")
     OUTPUT_TOOLTIPS = (
         "The positive prompt used.", "The negative prompt used.", "The seed used.", "Sampling steps.",
         "CFG scale.", "Sampler name (connects to KSampler).", "Scheduler (connects to KSampler).",
         "Denoise strength.", "Image width.", "Image height.",
-        "Checkpoint file name (connects to Load Checkpoint).",
+        "Model file name (connects to Load Checkpoint or Load Diffusion Model).",
         "The LoRAs applied, in order (connects to LoRA Chain).",
+        "Flux guidance (connects to FluxGuidance); 3.5 when the image had none.",
     )
 
     @classmethod

@@ -19,7 +19,7 @@ from comfy.cli_args import args
 from comfy.utils import ProgressBar
 
 from ..core.generation_params import save_generation_params
-from ..core.graph_params import find_sampler_params, resolve
+from ..core.graph_params import file_name_seed, find_sampler_params, resolve
 from ..core.hashing import sha256_bytes, sha256_file
 from ..core.pngmeta import COMPRESS_LEVEL, a1111_parameters, comfy_chunks, encode_png
 from ..core.session import (
@@ -94,11 +94,13 @@ def _nvidia_driver() -> str | None:
         return None
 
 
-def model_sha256(name) -> str | None:
+def file_sha256(folder: str | None, name) -> str | None:
+    """sha256 of a model file by its models folder (checkpoints, diffusion_models, text_encoders,
+    vae); without a folder, a checkpoint or diffusion model of that name."""
     if not isinstance(name, str) or not name:
         return None
-    for folder in ("checkpoints", "diffusion_models"):
-        path = folder_paths.get_full_path(folder, name)
+    for kind in (folder,) if folder else ("checkpoints", "diffusion_models"):
+        path = folder_paths.get_full_path(kind, name)
         if path:
             return sha256_file(path)
     return None
@@ -193,10 +195,13 @@ class PromptMediaSessionSaver:
                 log.info("[Prompt Media] prompt file copied to %s", copy)
 
         batch_size = int(images.shape[0])
-        declared = [l.as_dict() for l in prompt_media.loras] if prompt_media is not None else None
-        loras = applied_loras(graph.loras, lora_stack, declared, lora_sha256)
+        declared = [spec.as_dict() for spec in prompt_media.loras] if prompt_media is not None else None
+        stage_loras = [applied_loras(stage.loras, lora_stack if i == 0 or _has_chain(stage) else None,
+                                     declared if i == 0 or _has_chain(stage) else None, lora_sha256)
+                       for i, stage in enumerate(graph.stages)]
+        loras = stage_loras[0] if stage_loras else applied_loras(None, lora_stack, declared, lora_sha256)
         lora_note = None
-        if lora_stack is None and any("stack_node" in l for l in graph.loras or ()):
+        if lora_stack is None and any(_has_chain(stage) for stage in graph.stages):
             lora_note = ("loras: the LoRA Chain's lora_stack output is not connected to the saver; "
                          "recorded the prompt file's declared LoRAs instead")
         project = parse_project_id(project_id)
@@ -207,9 +212,9 @@ class PromptMediaSessionSaver:
         for batch_index in range(batch_size):
             pixels = _pixels(images[batch_index])
             resolved = resolve(graph, job, image_size=(pixels.shape[1], pixels.shape[0]))
-            params = parameters_section(resolved, model_sha256(resolved.values["model_name"]), loras,
-                                        batch_index, batch_size)
-            seed = params["seed"] if isinstance(params["seed"], int) else job.get("seed", 0)
+            params = parameters_section(graph, resolved, loras, file_sha256, batch_index, batch_size,
+                                        stage_loras)
+            seed, seed_note = file_name_seed(graph, resolved, job)
             png_chunks = None if args.disable_metadata else chunks + [("parameters", a1111_parameters(params))]
             data = encode_png(pixels, png_chunks, COMPRESS_LEVEL)
             # the sidecar's publication just below fsyncs the folder for both new names
@@ -219,7 +224,7 @@ class PromptMediaSessionSaver:
                 params, project,
                 output={"filename": os.path.basename(path), "path": os.path.abspath(path),
                         "subfolder": subfolder.replace(os.sep, "/")},
-                parameters_source=parameters_source_section(graph, resolved, lora_note),
+                parameters_source=parameters_source_section(graph, resolved, lora_note, seed_note),
                 oom=oom_section(job), session=session_section(started, folder, job),
                 image_sha256=sha256_bytes(data), system=system)
             log.info("[Prompt Media] saved %s", path)
@@ -234,6 +239,10 @@ class PromptMediaSessionSaver:
         # session progress on the node, after this job is safely on disk (it is a cancel point)
         ProgressBar(max(total, 1)).update_absolute(job_index + 1)
         return {"ui": {"images": results}}
+
+
+def _has_chain(stage) -> bool:
+    return any("stack_node" in lora for lora in stage.loras)
 
 
 def _compose(folder: str, compose: str, node_id) -> None:

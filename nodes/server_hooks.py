@@ -4,6 +4,7 @@ Node modules themselves have no import-time side effects."""
 from __future__ import annotations
 
 from .host import register_prompt_media_folder
+from .loader import mark_model_folders
 from .lora_chain import check_yaml_loras
 from .routes import add_routes
 
@@ -18,4 +19,5 @@ def install() -> None:
     if server is None:
         return
     add_routes(server.routes)
+    server.add_on_prompt_handler(mark_model_folders)
     server.add_on_prompt_handler(check_yaml_loras)

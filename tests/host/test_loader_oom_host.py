@@ -70,11 +70,14 @@ def test_nodes_are_registered_with_declared_types(comfy):
     loader = info["PromptMediaLoader"]
     assert loader["display_name"] == "Prompt Media Loader"
     assert loader["category"] == "Prompt Media"
+    model_files = sorted(set(info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0])
+                         | set(info["UNETLoader"]["input"]["required"]["unet_name"][0]))
     assert loader["output"] == ["PROMPT_MEDIA", "LORA_STACK", "STRING", "INT", "FLOAT", "INT", "INT",
-                                samplers, schedulers, "FLOAT", "STRING"]
+                                samplers, schedulers, "FLOAT", "STRING", "FLOAT", model_files]
     assert loader["output_name"] == ["prompt_media", "lora_stack", "negative", "steps", "cfg", "width",
-                                     "height", "sampler_name", "scheduler", "denoise", "summary"]
-    assert loader["output_is_list"] == [False] * 11
+                                     "height", "sampler_name", "scheduler", "denoise", "summary",
+                                     "guidance", "model_name"]
+    assert loader["output_is_list"] == [False] * 13
     req, opt = loader["input"]["required"], loader["input"]["optional"]
     assert "listed.yaml" in req["file"][0]
     assert req["preset"][0] == "STRING"

@@ -215,9 +215,12 @@ def test_regenerate_from_sidecar_is_pixel_identical(comfy):
     assert np.array_equal(_pixels(regenerated), _pixels(original))
 
     # the recent-sidecar list offers it, and a missing sidecar is a clear error naming the file
+    # model_name is typed as the model files (checkpoints and diffusion models), so it connects to
+    # Load Checkpoint and Load Diffusion Model (test_sampling_shapes_host.py links both)
     info = comfy.client.object_info("PromptMediaLoadParams")["PromptMediaLoadParams"]
-    assert info["output"][10] == comfy.client.object_info("CheckpointLoaderSimple")[
-        "CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
+    files = {file for loader, input_name in (("CheckpointLoaderSimple", "ckpt_name"), ("UNETLoader", "unet_name"))
+             for file in comfy.client.object_info(loader)[loader]["input"]["required"][input_name][0]}
+    assert info["output"][10] == sorted(files) and TEST_CHECKPOINT in files
     original.with_suffix(".json").rename(original.with_suffix(".moved"))
     try:
         bad = copy.deepcopy(regen)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from prompt_media_pkg.core.api_prompt import LOADER_OUTPUTS, OOM_OUTPUTS
+
 TEST_CHECKPOINT = "tiny_sd15.ckpt"
 API_WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "api" / "prompt_media_session.json"
 
-# loader output indexes (RETURN_NAMES order of PromptMediaLoader)
-LOADER_OUT = {name: i for i, name in enumerate(
-    ("prompt_media", "lora_stack", "negative", "steps", "cfg", "width", "height",
-     "sampler_name", "scheduler", "denoise", "summary"))}
-OOM_OUT = {name: i for i, name in enumerate(("positive", "seed", "job", "job_count"))}
+# loader / OOM output indexes (their RETURN_NAMES)
+LOADER_OUT = {name: i for i, name in enumerate(LOADER_OUTPUTS)}
+OOM_OUT = {name: i for i, name in enumerate(OOM_OUTPUTS)}
 
 NODE = {"checkpoint": "1", "loader": "2", "oom": "3", "positive": "4", "negative": "5", "latent": "6",
         "sampler": "7", "decode": "8", "save": "9", "show_summary": "10", "show_jobs": "11",

@@ -115,3 +115,10 @@ def test_session_status_follows_the_recorded_session(tmp_path):
     save_session(Session(status["expansion_id"], str(tmp_path), str(folder), datetime(2026, 1, 1, 12), 5, 6))
     assert session_status(media, request, str(tmp_path))["next_index"] == 0     # finished: a new one
     json.dumps(status)                                                          # the route's answer
+
+
+def test_links_from_name_the_input_and_filter_by_output():
+    from prompt_media_pkg.core.api_prompt import links_from
+    assert [(c, n) for c, n, _ in links_from(PROMPT, "3")] == [("5", "seed"), ("6", "job")]
+    assert [(c, n) for c, n, _ in links_from(PROMPT, "3", 2)] == [("6", "job")]
+    assert links_from(PROMPT, "3", 7) == [] and links_from(None, "3") == []

@@ -157,7 +157,7 @@ def test_regeneration_values_in_load_params_order(tmp_path):
     values = regeneration(read_sidecar(write(tmp_path, "x.json", data)))
     assert values.outputs() == ("a lake, ink, 3", "blurry", 42, 2, 7.0, "euler", "normal", 1.0, 64, 64,
                                 "tiny_sd15.ckpt",
-                                [{"name": "a.safetensors", "strength_model": 1.0, "strength_clip": 0.25}])
+                                [{"name": "a.safetensors", "strength_model": 1.0, "strength_clip": 0.25}], 3.5)
 
 
 @pytest.mark.parametrize("change, message", [
