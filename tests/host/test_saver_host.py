@@ -118,7 +118,10 @@ def test_all_jobs_session_then_second_run_continues(comfy, model_sha):
         assert p == {"prompt": job["positive"], "negative_prompt": "blurry", "width": 64, "height": 64,
                      "steps": 1, "cfg_scale": 5.5, "sampler": "euler", "scheduler": "normal",
                      "denoise": 1.0, "seed": seed, "model_name": TEST_CHECKPOINT,
-                     "model_sha256": model_sha, "loras": [], "batch_index": 0, "batch_size": 1}
+                     "model_sha256": model_sha, "loras": [], "batch_index": 0, "batch_size": 1,
+                     # the checkpoint's own text encoder and VAE; no FluxGuidance in this graph
+                     "noise": "enabled", "guidance": None, "model_folder": "checkpoints", "text_encoders": [],
+                     "vae_name": None, "vae_sha256": None}
         assert side["parameters_source"]["sampler_node"] == NODE["sampler"]
         assert side["parameters_source"]["overrides"] == {}
         assert side["output"]["filename"] == png.name and Path(side["output"]["path"]) == png
