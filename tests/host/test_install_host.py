@@ -145,7 +145,8 @@ def test_front_end_files_template_and_examples_are_there_under_any_folder_name(i
     client, server = installed.server.client, installed.server
     scripts = client.get("/extensions")
     assert {f"/extensions/{CLONE_NAME}/lora_chain.js", f"/extensions/{CLONE_NAME}/oom_session.js"} <= set(scripts)
-    assert client.get("/workflow_templates").get(CLONE_NAME) == ["prompt_media_session"]
+    assert sorted(client.get("/workflow_templates").get(CLONE_NAME)) == ["flux_dev", "flux_schnell",
+                                                                       "prompt_media_session", "sd35"]
     # the first start gave input/prompt_media/ the example files, so the template runs as shipped
     examples = sorted(p.name for p in (installed.clone / "example_prompts").glob("*.yaml"))
     copied = sorted(p.name for p in (server.input_dir / "prompt_media").glob("*.yaml"))

@@ -17,6 +17,8 @@ RUNS = {
     "oom_quickstart.yaml": {"preset": "", "mode": "product", "jobs": 12},
     "cycle_orders_of_magnitude.yaml": {"preset": "", "mode": "cycle", "jobs": 4},
     "presets_and_loras.yaml": {"preset": "draft", "mode": "product", "jobs": 2},
+    # the Flux / SD3.5 templates' presets; its model names matter only where model_name is wired
+    "model_presets.yaml": {"preset": "schnell", "mode": "product", "jobs": 8},
 }
 
 
