@@ -4,16 +4,19 @@
     python run_session.py my_prompts.yaml --comfyui ~/ComfyUI --checkpoint model.safetensors
     python run_session.py my_prompts.yaml --server 127.0.0.1:8188 --checkpoint model.safetensors
     python run_session.py my_prompts.yaml --server ... --checkpoint ... --resume
+    python run_session.py my_prompts.yaml --server ... --workflow flux-schnell --preset schnell \
+        --model flux1-schnell --text-encoders clip_l t5xxl_fp16 --vae ae
     python run_session.py --compose-only ~/ComfyUI/output/collections/images/2026/11/22/0142
 
 Run it with ComfyUI's python (it needs PyYAML and aiohttp, which ComfyUI's environment has).
 With --comfyui it starts that ComfyUI (with this extension, for this run only; on the CPU when
 torch finds no GPU) and stops it afterwards; with --server it uses one that is running. The file,
-the preset and the job count are checked before ComfyUI starts, the checkpoint and LoRA names as
-soon as it answers. The YAML file is uploaded into ComfyUI's input/prompt_media/ (replacing an
-older upload of the same name) and the session is queued as one prompt per job through the
-project's API workflow (workflows/api/prompt_media_session.json), so every image is saved as soon
-as it is made and an interrupted session continues with --resume. Ctrl-C stops only this run's
+the preset, the job count and the workflow (it needs one Prompt Media Loader, OOM Variations and
+Session Saver) are checked before ComfyUI starts, the model files and LoRA names as soon as it
+answers. The YAML file is uploaded into ComfyUI's input/prompt_media/ (replacing an older upload of
+the same name) and the session is queued as one prompt per job through an API workflow (the
+project's workflows/api/prompt_media_session.json, a shipped template by name, or your own), so
+every image is saved as soon as it is made and an interrupted session continues with --resume. Ctrl-C stops only this run's
 jobs: other jobs on the same ComfyUI go on.
 """
 from __future__ import annotations
@@ -40,24 +43,40 @@ except ImportError as missing:
 
 from core.errors import PromptMediaError
 from core.expand import iter_jobs
-from core.lora_names import LoraNameError, closest_names, resolve_lora_name
+from core.lora_names import LoraNameError, resolve_lora_name
 from core.schema import PromptMedia, load_prompt_media_file
+from core.workflow import (
+    check_model_files,
+    session_prompt,
+    set_model_files,
+    template_names,
+    template_path,
+    workflow_nodes,
+)
 from runner.comfy_client import ComfyClient, ComfyError, RunResult
 from runner.jobs import JobRunner
 from runner.workflow import (
     WorkflowError,
-    build_prompt,
     read_json,
     ui_twin_path,
     ui_workflow_for,
 )
 
-WORKFLOW = REPO / "workflows" / "api" / "prompt_media_session.json"
+TEMPLATES = REPO / "workflows" / "api"
+WORKFLOW = TEMPLATES / "prompt_media_session.json"
 UPLOAD_FOLDER = "prompt_media"           # under ComfyUI's input/, where the loader lists files
 INSTALL_HELP = ("install it with ComfyUI-Manager (search \"Prompt Media\") or `git clone "
                 "https://github.com/MyImaginationAI/comfyui-prompt-media` into ComfyUI/custom_nodes/, then restart "
                 "ComfyUI; or run with --comfyui DIR, which adds it for the run only")
 EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NO_COMFYUI, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class StoreWithOption(argparse.Action):
+    """Stores the value and the option the user typed (--model or its alias --checkpoint)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.model_option = option_string
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -80,7 +99,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--comfyui", metavar="DIR", help="start the ComfyUI in DIR for this run and stop it after (this or --server is required)")
     where.add_argument("--server", metavar="URL", help="use a running ComfyUI, e.g. 127.0.0.1:8188 (http:// is assumed; this or --comfyui is required)")
-    p.add_argument("--checkpoint", metavar="NAME", help="checkpoint file as ComfyUI lists it in models/checkpoints (required)")
+    p.add_argument("--model", "--checkpoint", metavar="NAME", action=StoreWithOption,
+                   help="the model file for the workflow's model loader: a checkpoint (models/checkpoints) or "
+                        "a diffusion model (models/diffusion_models); the extension may be left out (default: "
+                        "the preset's 'model:', else the workflow's own)")
+    p.add_argument("--text-encoders", nargs="+", metavar="NAME",
+                   help="the text encoder files for the workflow's CLIP loader, in its order (models/text_encoders) "
+                        "(default: the workflow's own)")
+    p.add_argument("--vae", metavar="NAME", help="the VAE file for the workflow's VAE loader (models/vae) "
+                                                 "(default: the workflow's own)")
     p.add_argument("--preset", default="", metavar="NAME", help="a preset under the file's 'workflows:' section "
                                                 "(default: none, the top-level settings)")
     p.add_argument("--mode", default="product", choices=("product", "cycle"),
@@ -93,9 +120,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="what to compose when the session ends")
     p.add_argument("--resume", action="store_true",
                    help="continue the unfinished session of this file (default: start a new one)")
-    p.add_argument("--workflow", type=Path, default=WORKFLOW, metavar="FILE",
-                   help="API-format workflow to queue; its UI twin in the folder above api/ goes into the PNGs "
-                        f"(default: {WORKFLOW.relative_to(REPO)} of this repository)")
+    p.add_argument("--workflow", default=str(WORKFLOW), metavar="FILE|NAME",
+                   help="API-format workflow to queue, or a shipped template by name ("
+                        + ", ".join(template_names(TEMPLATES)) + "); its UI twin in the folder above api/ goes "
+                        f"into the PNGs (default: {WORKFLOW.relative_to(REPO)} of this repository)")
     p.add_argument("--python", default=sys.executable, metavar="PATH",
                    help="python to start ComfyUI with (--comfyui) (default: the one running this command)")
     p.add_argument("--port", type=int, default=None, metavar="N", help="port for --comfyui (default: a free one)")
@@ -126,8 +154,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             return args
         if not (args.comfyui or args.server):
             p.error("one of --comfyui DIR or --server URL is required")
-        if not args.checkpoint:
-            p.error("--checkpoint is required")
     if args.server:
         args.server = server_url(args.server)
     return args
@@ -220,12 +246,37 @@ def check_file(args: argparse.Namespace, path: Path) -> tuple[PromptMedia, dict,
     Returns (media, API prompt with an empty file name, OOM node id, UI twin or None)."""
     media = load_prompt_media_file(str(path), args.preset)
     next(iter_jobs(media, args.mode, args.variation_seed, args.seed, args.max_jobs), None)   # max_jobs
-    workflow_path = args.workflow
-    prompt, oom = build_prompt(read_json(workflow_path, "API workflow"), checkpoint=args.checkpoint, file="",
-                               preset=args.preset, mode=args.mode, variation_seed=args.variation_seed,
-                               seed=args.seed, max_jobs=args.max_jobs, root=args.root, compose=args.compose)
+    workflow_path = template_path(args.workflow, TEMPLATES)
+    prompt, nodes = session_prompt(read_json(workflow_path, "API workflow"), file="", preset=args.preset,
+                                   mode=args.mode, variation_seed=args.variation_seed, seed=args.seed,
+                                   max_jobs=args.max_jobs, root=args.root, compose=args.compose)
+    # the model: --model, else the preset's 'model:' (unless the workflow feeds the loader itself)
+    set_model_files(prompt, nodes, model=args.model or media.settings.model or None,
+                    text_encoders=args.text_encoders, vae=args.vae, option=model_label(args, media),
+                    linked_ok=not args.model)
     twin = ui_twin_path(workflow_path)
-    return media, prompt, oom, read_json(twin, "UI workflow") if twin else None
+    return media, prompt, nodes.oom, read_json(twin, "UI workflow") if twin else None
+
+
+def model_label(args: argparse.Namespace, media: PromptMedia) -> str:
+    """Where the model name came from, for messages: the option typed, or the file's field."""
+    if args.model:
+        return getattr(args, "model_option", "--model")
+    return f"{media.source_name}: {media.model_at[2]}"
+
+
+def file_labels(args: argparse.Namespace, media: PromptMedia, prompt: dict) -> dict[tuple[str, str], str]:
+    """How to name each model file input in a message: the option (or file field) that set it,
+    else the node and input with the option that would set it."""
+    nodes = workflow_nodes(prompt)
+    given = {"--model": args.model or media.settings.model, "--text-encoders": args.text_encoders, "--vae": args.vae}
+    labels = {}
+    for option, targets in (("--model", nodes.models), ("--vae", nodes.vaes),
+                            ("--text-encoders", [t for group in nodes.text_encoders for t in group])):
+        for target in targets:
+            labels[target.key] = ((model_label(args, media) if option == "--model" else option) if given[option]
+                                  else f"{target.label} in the workflow (set it with {option})")
+    return labels
 
 
 class CheckFailed(Exception):
@@ -234,21 +285,20 @@ class CheckFailed(Exception):
         self.code = code
 
 
-def check_server(client: ComfyClient, prompt: dict, media: PromptMedia, checkpoint: str) -> None:
-    """The workflow's nodes exist there, the checkpoint and the file's LoRAs are in its lists."""
+def check_server(client: ComfyClient, prompt: dict, media: PromptMedia, args: argparse.Namespace) -> None:
+    """The workflow's nodes exist there, its model files and the file's LoRAs are in its lists."""
+    object_info = {}
     for class_type in sorted({n["class_type"] for n in prompt.values()}):
-        if class_type not in client.object_info(class_type):
+        object_info.update(client.object_info(class_type))
+        if class_type not in object_info:
             if class_type.startswith("PromptMedia"):
                 raise CheckFailed(f"the Prompt Media extension is not installed in the ComfyUI at {client.base_url}: "
                                   + INSTALL_HELP, EXIT_NO_COMFYUI)
             raise CheckFailed(f"the ComfyUI at {client.base_url} has no {class_type} node, which the workflow needs "
                               "(update ComfyUI, or install the custom node that provides it)", EXIT_NO_COMFYUI)
-    checkpoints = client.get("/models/checkpoints")
-    if checkpoint not in checkpoints:
-        close = closest_names(checkpoint, checkpoints)
-        hint = (f"closest: {', '.join(close)}" if close else
-                f"it holds {plural(len(checkpoints), 'checkpoint')}" if checkpoints else "the folder is empty")
-        raise CheckFailed(f"--checkpoint: '{checkpoint}' is not in ComfyUI's models/checkpoints ({hint})")
+    problems = check_model_files(prompt, workflow_nodes(prompt), object_info, file_labels(args, media, prompt))
+    if problems:
+        raise CheckFailed("\n  ".join(problems))
     if media.loras:
         loras = client.get("/models/loras")
         for i, lora in enumerate(media.loras):
@@ -591,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         for path, media, prompt, oom, ui_workflow in checked:
             session, current = None, path
             try:
-                check_server(client, prompt, media, args.checkpoint)
+                check_server(client, prompt, media, args)
                 session = SessionRun(client, args, path, media, prompt, oom, ui_workflow)
                 code = session.run()
             except CheckFailed as e:

@@ -117,7 +117,7 @@ def resolve_file_name(name: str, available: Sequence[str], *, kind: str = "LoRA"
                     f"write the folder too", name=name, candidates=matches, **where)
     close = closest_names(name, available)
     hint = f"closest: {', '.join(close)}" if close else (
-        f"{len(available)} {kind}s available" if available else f"{folder} is empty")
+        f"{len(available)} {kind}{'s' if len(available) > 1 else ''} available" if available else f"{folder} is empty")
     raise error(f"{kind} '{name}' not found in {folder} ({hint})", name=name, candidates=close, **where)
 
 

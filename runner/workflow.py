@@ -1,5 +1,5 @@
-"""The workflow the CLI queues: the API-format prompt with this run's settings, and its UI-format
-twin (``workflows/api/X.json`` <-> ``workflows/X.json``) with the same widget values, sent as
+"""The workflow files the CLI reads: the API-format prompt (set up for a run by core/workflow.py) and
+its UI-format twin (``workflows/api/X.json`` <-> ``workflows/X.json``) with the same widget values, sent as
 ``extra_data.extra_pnginfo.workflow`` the way the editor sends it, so a PNG dropped into ComfyUI
 brings back the editable graph."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 class WorkflowError(ValueError):
-    """The workflow file is unreadable or lacks a node the CLI sets."""
+    """The workflow file is unreadable (what it must hold: core/workflow.py)."""
 
 # the values of the "control after generate" widget the editor puts after a seed-like INT widget
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
@@ -24,27 +24,6 @@ def read_json(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise WorkflowError(f"{path}: the {what} is not a JSON object")
     return data
-
-
-def node_id(prompt: dict, class_type: str) -> str:
-    ids = [k for k, v in prompt.items() if isinstance(v, dict) and v.get("class_type") == class_type]
-    if len(ids) != 1:
-        raise WorkflowError(f"the workflow needs exactly one {class_type} node (it has {len(ids)})")
-    return ids[0]
-
-
-def build_prompt(workflow: dict, *, checkpoint: str, file: str, preset: str, mode: str, variation_seed: int,
-                 seed: int, max_jobs: int, root: str, compose: str) -> tuple[dict, str]:
-    """The API workflow with this run's settings; returns (prompt, OOM node id). The OOM node
-    makes one job per run; set its ``job_index`` per queued prompt."""
-    prompt = copy.deepcopy(workflow)
-    prompt[node_id(prompt, "CheckpointLoaderSimple")]["inputs"]["ckpt_name"] = checkpoint
-    prompt[node_id(prompt, "PromptMediaLoader")]["inputs"].update(file=file, preset=preset, yaml_text="")
-    oom = node_id(prompt, "PromptMediaOOM")
-    prompt[oom]["inputs"].update(mode=mode, run="one job per run", job_index=0, variation_seed=variation_seed,
-                                 seed=seed, max_jobs=max_jobs)
-    prompt[node_id(prompt, "PromptMediaSessionSaver")]["inputs"].update(root=root, compose=compose)
-    return prompt, oom
 
 
 def ui_twin_path(api_path: Path) -> Path | None:

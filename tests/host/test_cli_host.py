@@ -110,8 +110,8 @@ def test_a_missing_lora_is_said_once_before_anything_is_queued(server, yaml_file
 def test_an_unknown_checkpoint_names_the_closest_ones(server, yaml_file):
     result = cli(str(yaml_file("ckpt.yaml")), "--server", server.url, "--checkpoint", "tiny_sd.ckpt")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == ("error: --checkpoint: 'tiny_sd.ckpt' is not in ComfyUI's models/checkpoints "
-                             f"(closest: {TEST_CHECKPOINT})\n")
+    assert result.stderr == ("error: --checkpoint: checkpoint 'tiny_sd.ckpt' not found in ComfyUI's "
+                             f"models/checkpoints (closest: {TEST_CHECKPOINT})\n")
 
 
 def test_a_refused_prompt_is_said_once_without_resume_advice(server, yaml_file, tmp_path):

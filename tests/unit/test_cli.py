@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from prompt_media_pkg.core.workflow import session_prompt, set_model_files
 from prompt_media_pkg.runner.comfy_server import ATTENTION_FLAG, device_args
-from prompt_media_pkg.runner.workflow import build_prompt, ui_twin_path, ui_workflow_for
+from prompt_media_pkg.runner.workflow import ui_twin_path, ui_workflow_for
 
 REPO = Path(__file__).resolve().parents[2]
 API = REPO / "workflows" / "api" / "prompt_media_session.json"
@@ -82,9 +83,10 @@ def test_help_gives_every_option_a_text_and_its_default(work):
 
 def test_the_ui_twin_gets_the_api_prompts_widget_values():
     assert ui_twin_path(API) == REPO / "workflows" / "prompt_media_session.json"
-    prompt, oom = build_prompt(json.loads(API.read_text()), checkpoint="m.safetensors", file="f.yaml", preset="p",
-                               mode="cycle", variation_seed=4, seed=9, max_jobs=50, root="r", compose="none")
-    prompt[oom]["inputs"]["job_index"] = 7
+    prompt, nodes = session_prompt(json.loads(API.read_text()), file="f.yaml", preset="p", mode="cycle",
+                                   variation_seed=4, seed=9, max_jobs=50, root="r", compose="none")
+    set_model_files(prompt, nodes, model="m.safetensors")
+    prompt[nodes.oom]["inputs"]["job_index"] = 7
     ui = json.loads(ui_twin_path(API).read_text())
     out = ui_workflow_for(ui, prompt)
     widgets = {n["type"]: n.get("widgets_values") for n in out["nodes"]}
