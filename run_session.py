@@ -370,11 +370,20 @@ class SessionRun:
         if kind == "execution_start":
             self.emit("started", job=index + 1, prompt_id=data.get("prompt_id"))
 
-    def session_info(self) -> dict:
-        status, info = self.client.request("POST", "/prompt_media/session", {"prompt": self.prompt, "node_id": self.oom})
+    def session_info(self, open_new: bool = False) -> dict:
+        """Where the session stands on the server; ``open_new``: open a new session there first
+        (its folder and numbers are fixed now, for every job wherever it runs)."""
+        body = {"prompt": self.prompt, "node_id": self.oom} | ({"open": True} if open_new else {})
+        status, info = self.client.request("POST", "/prompt_media/session", body)
         if status != 200 or not isinstance(info, dict):
-            raise CheckFailed(info.get("error") if isinstance(info, dict) else f"HTTP {status}: {info}")
+            raise CheckFailed(info.get("error") if isinstance(info, dict) else f"HTTP {status}: {info}",
+                              EXIT_FAILED if status >= 500 else EXIT_BAD_INPUT)
         return info
+
+    def plan_session(self, info: dict) -> None:
+        """Every job saves into this session: its folder and first number go to the saver."""
+        saver = self.prompt[node_of(self.prompt, "PromptMediaSessionSaver")]["inputs"]
+        saver.update(session_folder=info["session_folder"], first_number=info["first_number"])
 
     def job_prompt(self, index: int) -> dict:
         self.prompt[self.oom]["inputs"]["job_index"] = index
@@ -413,19 +422,22 @@ class SessionRun:
         total = info["total"]
         note(f"{self.path.name}: {info['description']}")
         start = self.start_index(info)
+        if start == 0:
+            info = self.session_info(open_new=True)
         self.emit("planned", file=str(self.path.resolve()), description=info["description"], jobs=total,
-                  start_job=None if start is None else start + 1, folder=info["folder"] if start else None)
+                  start_job=None if start is None else start + 1, folder=info["folder"])
         if start is None:
             self.folder, self.complete = info["folder"], True
             self.emit("done", images=0, seconds=0.0, folder=info["folder"], complete=True)
             return EXIT_DONE
+        self.plan_session(info)
         progress = Progress(total, start)
         skip = {self.oom, node_of(self.prompt, "PromptMediaSessionSaver")}
         self.runner = JobRunner(self.client, self.job_prompt, self.extra_data, lookahead=args.lookahead,
                                 timeout=args.timeout,
                                 on_event=lambda index, kind, data: self.on_event(progress, skip, index, kind, data),
                                 on_queued=lambda index, pid: self.emit("queued", job=index + 1, prompt_id=pid))
-        folder = self.folder = info["folder"] if start else None
+        folder = self.folder = info["folder"]
         progress.show()
         for index, result in self.runner.run(range(start, total)):
             if result.rejected:
@@ -442,9 +454,7 @@ class SessionRun:
                           error=result.error_summary().splitlines()[0])
                 self.say_saved("fix the cause and continue with --resume", failed=index)
                 return EXIT_FAILED
-            if folder is None:
-                folder = self.folder = self.session_info()["folder"]
-            paths = [str(Path(folder) / image["filename"]) if folder else image["filename"] for image in result.images]
+            paths = [str(Path(folder) / image["filename"]) for image in result.images]
             self.saved += paths
             self.emit("saved", job=index + 1, prompt_id=result.prompt_id, paths=paths)
             if args.events == "text":

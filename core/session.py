@@ -1,16 +1,28 @@
-"""Session folders, image numbering and the on-disk session state.
+"""Session folders, image numbers and the on-disk session state.
 
 Layout: ``<output>/<root>/YYYY/MM/DD/HHMM/`` (local time of the session start) holding
-``{count:03d}_seed_{seed}.png`` + ``.json``; counts start at 001 and grow past 999 with more
-digits. One state file per expansion, ``<output>/<root>/.prompt_media/sessions/<id>.json``,
-remembers the session's folder so later jobs continue it, even across a ComfyUI restart:
+``{count:03d}_seed_{seed}.png`` + ``.json``; counts grow past 999 with more digits.
 
-- a job with index 0 opens a new session (a new folder at the current time; if that folder
-  exists, e.g. the same minute, numbering continues after its highest count);
-- a job with index > 0 continues the session recorded for its expansion, or opens one if none
-  is recorded.
+An image's number is fixed by the plan, not by the order images arrive: job ``j``'s batch image
+``b`` is ``first + j * batch_size + b`` (core/plan.py names it). ``first`` is the session's base
+number, reserved when the session opens: ``jobs * batch_size`` numbers right after every earlier
+session of that folder (same minute) and every numbered file in it, recorded in an append-only
+log ``<root>/.prompt_media/numbers/YYYY-MM-DD-HHMM/NNNN.json`` (one file per session, each
+published with a no-replace link, so concurrent openers never get overlapping ranges).
 
-Names are claimed with an atomic no-replace link, so concurrent savers never overwrite.
+One state file per expansion, ``<root>/.prompt_media/sessions/<id>.json``, records the session
+last opened for it (folder, started, first, batch_size, jobs, last_index, last_count). Which
+session a job saves into:
+
+- a planned session (run_session.py passes its folder and first number to the saver): that one,
+  on every server, reserved there too if it was opened elsewhere;
+- job 0: a new session (a new folder at the current time, or after the numbers already
+  reserved in that minute's folder);
+- a later job: the session this ComfyUI process opened for the expansion while it is unfinished
+  (another ComfyUI sharing the output folder may have opened a newer one since), else the one
+  recorded on disk (e.g. after a restart), else a new one.
+
+Images are published with an atomic no-replace link, so nothing is ever overwritten.
 """
 from __future__ import annotations
 
@@ -18,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,12 +41,18 @@ from .paths import PathError, ensure_inside, path_inside
 
 DEFAULT_ROOT = "collections/images"
 STATE_DIR = os.path.join(".prompt_media", "sessions")
+NUMBERS_DIR = os.path.join(".prompt_media", "numbers")
 FOLDER_FORMAT = "%Y/%m/%d/%H%M"
 STARTED_FORMAT = "%Y-%m-%dT%H:%M:%S"
-MAX_CLAIM_ATTEMPTS = 100_000
 
 NUMBERED_FILE = re.compile(r"^(\d+)_seed_(-?\d+)\.(?:png|json)$")
+PLANNED_FOLDER = re.compile(r"^\d{4}/\d{2}/\d{2}/\d{4}$")
 _EXPANSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_RESERVATION = re.compile(r"^(\d+)\.json$")
+
+
+class NumberingError(ValueError):
+    """A planned name or number range is taken by another session (nothing was overwritten)."""
 
 
 # --------------------------------------------------------------------------- naming
@@ -89,6 +108,115 @@ def session_folder_path(output_dir: str, folder: str) -> str:
     return path
 
 
+# --------------------------------------------------------------------------- planned sessions
+
+@dataclass(frozen=True)
+class PlannedSession:
+    """A session's identity fixed before it runs (run_session.py passes it to every server):
+    its folder under the root (``YYYY/MM/DD/HHMM``) and its first image number."""
+    folder: str
+    first: int
+
+    @classmethod
+    def parse(cls, folder: str, first: int) -> PlannedSession | None:
+        """From the saver's ``session_folder`` / ``first_number`` inputs; None when unset (empty
+        folder, first 0); ValueError for a folder that is not ``YYYY/MM/DD/HHMM`` (a real time)."""
+        folder = (folder or "").strip().replace("\\", "/")
+        if not folder and not first:
+            return None
+        if not folder:
+            raise ValueError(f"first_number {first!r} needs session_folder (both are set by run_session.py); "
+                             "set first_number to 0 to let the saver open sessions")
+        if not PLANNED_FOLDER.match(folder):
+            raise ValueError(f"session_folder {folder!r} is not a session folder like 2026/11/22/1458 "
+                             "(YYYY/MM/DD/HHMM under the root); leave it empty to let the saver open sessions")
+        try:
+            datetime.strptime(folder, FOLDER_FORMAT)
+        except ValueError:
+            raise ValueError(f"session_folder {folder!r} is not a real date and time") from None
+        if not isinstance(first, int) or isinstance(first, bool) or first < 1:
+            raise ValueError(f"first_number {first!r} must be 1 or more with session_folder {folder!r}")
+        return cls(folder, first)
+
+    @property
+    def started(self) -> datetime:
+        """A planned session started at its folder's minute (the same on every server)."""
+        return datetime.strptime(self.folder, FOLDER_FORMAT)
+
+
+# --------------------------------------------------------------------------- number reservations
+
+def numbers_dir(root_dir: str, folder: str) -> str:
+    """The reservation log of a session folder: ``<root>/.prompt_media/numbers/YYYY-MM-DD-HHMM``."""
+    relative = os.path.relpath(folder, root_dir).replace(os.sep, "/")
+    return os.path.join(root_dir, NUMBERS_DIR, relative.replace("/", "-"))
+
+
+def _read_json(path: str) -> dict | None:
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(1024 * 1024))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _reservations(log_dir: str) -> list[tuple[int, int, int, str]]:
+    """(slot, first, images, expansion_id) of every reservation in ``log_dir``, in slot order
+    (an unreadable one keeps its slot and holds no numbers: we never write one)."""
+    try:
+        names = os.listdir(log_dir)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        m = _RESERVATION.match(name)
+        if not m:
+            continue
+        r = _read_json(os.path.join(log_dir, name)) or {}
+        try:
+            out.append((int(m.group(1)), int(r["first"]), int(r["images"]), str(r["expansion_id"])))
+        except (KeyError, TypeError, ValueError):   # not ours / edited by hand: holds no numbers
+            out.append((int(m.group(1)), 0, 0, ""))
+    return sorted(out)
+
+
+def reserve_numbers(root_dir: str, folder: str, expansion_id: str, images: int, started: datetime,
+                    first: int | None = None) -> int:
+    """Reserve ``images`` consecutive numbers in ``folder`` for a session; returns the first.
+
+    ``first=None``: right after every earlier reservation of the folder and every numbered file
+    in it. ``first=N``: exactly N (a session planned elsewhere); returns N at once when this
+    session already holds it, raises NumberingError when another session holds any of them.
+    Lock-free: each reservation is a new numbered file in the log published with a no-replace
+    link, computed from all the earlier ones; losing the race for a slot means reading it and
+    going after it."""
+    log_dir = numbers_dir(root_dir, folder)
+    os.makedirs(log_dir, exist_ok=True)
+    images = max(1, int(images))
+    while True:
+        slots = _reservations(log_dir)
+        end = 1
+        for _slot, start, count, owner in slots:
+            if first is not None and owner == expansion_id and start == first:
+                return first
+            if first is not None and start < first + images and first < start + count:
+                raise NumberingError(
+                    f"numbers {first}-{first + images - 1} of {folder} are already reserved by another "
+                    f"session (expansion {owner}, numbers {start}-{start + count - 1}); nothing was "
+                    "written. Start a new session, or plan this one in another folder")
+            end = max(end, start + count)
+        start = first if first is not None else max(end, highest_count(folder) + 1)
+        slot = slots[-1][0] + 1 if slots else 1
+        record = {"first": start, "images": images, "expansion_id": expansion_id,
+                  "started": started.strftime(STARTED_FORMAT)}
+        try:
+            write_json(os.path.join(log_dir, f"{slot:04d}.json"), record)
+            return start
+        except FileExistsError:      # another session took this slot first: go after it
+            continue
+
+
 # --------------------------------------------------------------------------- session state
 
 @dataclass
@@ -97,15 +225,40 @@ class Session:
     root_dir: str          # absolute <output>/<root>
     folder: str            # absolute session folder
     started: datetime
-    last_index: int = -1
-    last_count: int = 0
-    opened: bool = False   # True when this call opened the session (job 0 or none recorded)
+    last_index: int = -1   # the highest job index saved
+    last_count: int = 0    # the highest number saved
+    first: int = 1         # the number of job 0's first image
+    batch_size: int = 1    # images per job
+    jobs: int = 0          # the session's job count
+    opened: bool = False   # True when this call opened the session
+
+    @property
+    def relative_folder(self) -> str:
+        return os.path.relpath(self.folder, self.root_dir).replace(os.sep, "/")
+
+    @property
+    def finished(self) -> bool:
+        return self.jobs > 0 and self.last_index >= self.jobs - 1
+
+    def is_planned(self, planned: PlannedSession) -> bool:
+        return self.relative_folder == planned.folder and self.first == planned.first
 
     def state(self) -> dict:
-        return {"expansion_id": self.expansion_id,
-                "folder": os.path.relpath(self.folder, self.root_dir).replace(os.sep, "/"),
-                "started": self.started.strftime(STARTED_FORMAT),
+        return {"expansion_id": self.expansion_id, "folder": self.relative_folder,
+                "started": self.started.strftime(STARTED_FORMAT), "first": self.first,
+                "batch_size": self.batch_size, "jobs": self.jobs,
                 "last_index": self.last_index, "last_count": self.last_count}
+
+    def saved(self, job_index: int, batch_index: int) -> None:
+        self.last_index = max(self.last_index, job_index)
+        self.last_count = max(self.last_count, self.first + job_index * self.batch_size + batch_index)
+
+    def holds(self, sidecar: dict, job_index: int, batch_index: int) -> bool:
+        """True when ``sidecar`` records image ``batch_index`` of job ``job_index`` of this session."""
+        oom, session = sidecar.get("oom") or {}, sidecar.get("session") or {}
+        params = sidecar.get("parameters") or {}
+        return (oom.get("expansion_id") == self.expansion_id and session.get("first") == self.first
+                and oom.get("index") == job_index and params.get("batch_index", 0) == batch_index)
 
 
 def state_path(root_dir: str, expansion_id: str) -> str:
@@ -116,76 +269,129 @@ def state_path(root_dir: str, expansion_id: str) -> str:
 
 def load_session(root_dir: str, expansion_id: str) -> Session | None:
     """The session recorded for ``expansion_id``; None when none is recorded or the record is
-    unusable (then a new session is opened: continuing into a wrong folder would be worse)."""
+    unusable (then a new session is opened: continuing into a wrong folder would be worse). A
+    record without ``first`` (written before numbers were planned) is unusable too."""
     path = state_path(root_dir, expansion_id)
+    data = _read_json(path)
+    if data is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read(1024 * 1024))
         full = path_inside(root_dir, data["folder"], "session folder", folder=True)
-        return Session(expansion_id, root_dir, full,
-                       datetime.strptime(data["started"], STARTED_FORMAT),
-                       int(data.get("last_index", -1)), int(data.get("last_count", 0)))
+        first, batch_size = int(data["first"]), int(data.get("batch_size", 1))
+        if first < 1 or batch_size < 1:
+            return None
+        return Session(expansion_id, root_dir, full, datetime.strptime(data["started"], STARTED_FORMAT),
+                       int(data.get("last_index", -1)), int(data.get("last_count", 0)), first, batch_size,
+                       int(data.get("jobs", 0)))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def save_session(session: Session, *, durable: bool = True) -> None:
-    """Record the session. ``durable=False`` (the per-image progress update) skips the fsyncs: a
-    power loss may then roll back last_index/last_count, never the folder, and numbering rescans
-    the folder anyway, so nothing is overwritten."""
+    """Record the session. ``durable=False`` (the per-job progress update) skips the fsyncs: a
+    power loss may then roll back last_index/last_count, never the folder or the numbers, and a
+    job run again finds its image saved (see SessionBook)."""
     path = state_path(session.root_dir, session.expansion_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_json(path, session.state(), replace=True, durable=durable)
 
 
-def open_or_continue(root_dir: str, expansion_id: str, job_index: int,
-                     now: Callable[[], datetime] = datetime.now) -> Session:
-    """The session a job saves into (see the module docstring); its folder exists on return.
-    Temporary files a killed writer left in it (or in the state folder) are removed."""
-    session = None if job_index <= 0 else load_session(root_dir, expansion_id)
-    if session is None:
-        started = now().replace(microsecond=0)
-        session = Session(expansion_id, root_dir, session_folder(root_dir, started), started,
-                          opened=True)
-    ensure_inside(root_dir, session.folder, what="session folder")   # before creating anything
-    os.makedirs(session.folder, exist_ok=True)
-    ensure_inside(root_dir, session.folder, what="session folder")   # a link swapped in meanwhile
-    remove_stale_temps(session.folder)
+def _prepare_folder(root_dir: str, folder: str, expansion_id: str) -> None:
+    """Create the session folder safely and remove temporary files a killed writer left in it
+    (and in the state folder)."""
+    ensure_inside(root_dir, folder, what="session folder")   # before creating anything
+    os.makedirs(folder, exist_ok=True)
+    ensure_inside(root_dir, folder, what="session folder")   # a link swapped in meanwhile
+    remove_stale_temps(folder)
     remove_stale_temps(os.path.dirname(state_path(root_dir, expansion_id)))
-    if session.opened:
-        save_session(session)      # later jobs must find it even if this one fails midway
+
+
+def open_session(root_dir: str, expansion_id: str, jobs: int, batch_size: int = 1,
+                 now: Callable[[], datetime] = datetime.now, planned: PlannedSession | None = None) -> Session:
+    """A new session: its folder (now's minute, or the planned one) exists, its numbers are
+    reserved and it is recorded durably before anything is saved into it."""
+    state_path(root_dir, expansion_id)                        # a bad id fails before anything is made
+    started = planned.started if planned else now().replace(microsecond=0)
+    folder = os.path.join(root_dir, *planned.folder.split("/")) if planned else session_folder(root_dir, started)
+    _prepare_folder(root_dir, folder, expansion_id)
+    jobs, batch_size = max(1, int(jobs)), max(1, int(batch_size))
+    first = reserve_numbers(root_dir, folder, expansion_id, jobs * batch_size, started,
+                            planned.first if planned else None)
+    session = Session(expansion_id, root_dir, folder, started, first=first, batch_size=batch_size,
+                      jobs=jobs, opened=True)
+    save_session(session)      # later jobs must find it even if this one fails midway
     return session
+
+
+def continue_session(root_dir: str, expansion_id: str) -> Session | None:
+    """The session recorded on disk, its folder made safe (see _prepare_folder); None if none."""
+    session = load_session(root_dir, expansion_id)
+    if session is not None:
+        _prepare_folder(root_dir, session.folder, expansion_id)
+    return session
+
+
+class SessionBook:
+    """Which session a job saves into (see the module docstring), remembering the sessions this
+    process opened or continued. One per process (``SESSIONS``): the saver and the session route
+    must agree."""
+
+    def __init__(self):
+        self._own: dict[tuple[str, str], Session] = {}
+        self._lock = threading.Lock()
+
+    def current(self, root_dir: str, expansion_id: str) -> Session | None:
+        """The session a later job of ``expansion_id`` would continue here, without opening one."""
+        own = self._own.get((root_dir, expansion_id))
+        if own is not None and not own.finished:
+            return own
+        return load_session(root_dir, expansion_id) or own
+
+    def remember(self, session: Session) -> Session:
+        self._own[(session.root_dir, session.expansion_id)] = session
+        return session
+
+    def for_job(self, root_dir: str, expansion_id: str, job_index: int, jobs: int, batch_size: int = 1,
+                now: Callable[[], datetime] = datetime.now, planned: PlannedSession | None = None) -> Session:
+        with self._lock:        # the saver runs on ComfyUI's one worker thread; the route may not
+            key = (root_dir, expansion_id)
+            own = self._own.get(key)
+            if planned is not None:
+                if own is not None and own.is_planned(planned):
+                    return own
+                recorded = load_session(root_dir, expansion_id)
+                if recorded is not None and recorded.is_planned(planned):
+                    _prepare_folder(root_dir, recorded.folder, expansion_id)
+                    return self.remember(recorded)
+                return self.remember(open_session(root_dir, expansion_id, jobs, batch_size, now, planned))
+            if job_index > 0:
+                if own is not None and not own.finished:
+                    return own
+                recorded = continue_session(root_dir, expansion_id)
+                if recorded is not None:
+                    return self.remember(recorded)
+            return self.remember(open_session(root_dir, expansion_id, jobs, batch_size, now))
+
+
+SESSIONS = SessionBook()
 
 
 # --------------------------------------------------------------------------- publishing
 
-def claim_and_publish(folder: str, data: bytes, seed: int, min_count: int = 1, *,
-                      sync_dir: bool = True) -> tuple[int, str]:
-    """Publish PNG ``data`` as ``NNN_seed_{seed}.png`` with the next free count (at least
-    ``min_count``, above every numbered file in the folder); returns (count, path).
-
-    The folder is rescanned before each attempt, so a count another process just took (under
-    any seed) is skipped; the no-replace link makes overwriting impossible even in a race.
-    ``sync_dir=False``: the caller fsyncs the folder later (e.g. with the sidecar's name).
-    """
-    tmp: str | None = write_temp(folder, data)
+def publish_image(folder: str, name: str, data: bytes, *, sync_dir: bool = True) -> bool:
+    """Publish PNG ``data`` as ``folder/name`` (a planned name); False, with nothing written,
+    when that name exists. ``sync_dir=False``: the caller fsyncs the folder later (e.g. with the
+    sidecar's name)."""
+    tmp = write_temp(folder, data)
     try:
-        count = max(1, min_count)
-        for _ in range(MAX_CLAIM_ATTEMPTS):
-            count = max(count, highest_count(folder) + 1)
-            final = os.path.join(folder, image_name(count, seed))
-            try:
-                publish_temp(tmp, final, sync_dir=sync_dir)
-            except FileExistsError:
-                count += 1
-                continue
-            tmp = None
-            return count, final
-        raise RuntimeError(f"could not find a free image number in {folder} after "
-                           f"{MAX_CLAIM_ATTEMPTS} attempts")
-    finally:
-        if tmp is not None:
-            discard(tmp)
+        publish_temp(tmp, os.path.join(folder, name), sync_dir=sync_dir)
+    except FileExistsError:
+        discard(tmp)
+        return False
+    except BaseException:
+        discard(tmp)
+        raise
+    return True
 
 
 # --------------------------------------------------------------------------- prompt file copy

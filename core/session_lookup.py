@@ -7,6 +7,7 @@ the recorded session state. The HTTP route (nodes/routes.py) only loads the file
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from .api_prompt import (
     LOADER_CLASS,
@@ -22,7 +23,7 @@ from .api_prompt import (
 )
 from .expand import count_jobs, describe, expansion_id
 from .schema import PromptMedia
-from .session import DEFAULT_ROOT, load_session
+from .session import DEFAULT_ROOT, SESSIONS, Session, open_session
 
 
 class SessionLookupError(ValueError):
@@ -67,15 +68,34 @@ def session_request(prompt: dict, oom_id: str) -> SessionRequest:
                           int(_constant(prompt, oom, "variation_seed", 0)), root)
 
 
-def session_status(media: PromptMedia, request: SessionRequest, root_dir: str) -> dict:
-    """{total, description, expansion_id, next_index, remaining, last_index, folder}; root_dir is
-    the saver's root resolved inside the output directory."""
+def session_status(media: PromptMedia, request: SessionRequest, root_dir: str,
+                   session: Session | None = None) -> dict:
+    """{total, description, expansion_id, next_index, remaining, last_index, folder,
+    session_folder, first_number}; root_dir is the saver's root resolved inside the output
+    directory. ``session``: the one to describe (default: the one a later job would continue
+    on this server). session_folder and first_number are what run_session.py passes to the
+    saver to continue exactly this session (on any server)."""
     exp_id = expansion_id(media, request.mode, request.variation_seed, request.seed)
     total = count_jobs(media, request.mode, request.seed)
-    session = load_session(root_dir, exp_id)
+    if session is None:
+        session = SESSIONS.current(root_dir, exp_id)
     last = session.last_index if session and session.last_index >= 0 else None
     # a finished (or never started) session: the button starts a new one
     next_index = last + 1 if last is not None and last + 1 < total else 0
     return {"total": total, "description": describe(media, request.mode, request.seed),
             "expansion_id": exp_id, "next_index": next_index, "remaining": total - next_index,
-            "last_index": last, "folder": session.folder if session else None}
+            "last_index": last, "folder": session.folder if session else None,
+            "session_folder": session.relative_folder if session else None,
+            "first_number": session.first if session else None}
+
+
+def open_planned_session(media: PromptMedia, request: SessionRequest, root_dir: str, batch_size: int = 1,
+                         now=datetime.now) -> dict:
+    """Open a new session for run_session.py: its folder (this minute) and numbers reserved and
+    recorded here before any job runs; answers like :func:`session_status`. A planned session
+    starts at its folder's minute, so every server records the same start."""
+    exp_id = expansion_id(media, request.mode, request.variation_seed, request.seed)
+    total = count_jobs(media, request.mode, request.seed)
+    minute = now().replace(second=0, microsecond=0)
+    session = SESSIONS.remember(open_session(root_dir, exp_id, total, batch_size, lambda: minute))
+    return session_status(media, request, root_dir, session)

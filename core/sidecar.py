@@ -122,8 +122,9 @@ def oom_section(job: dict) -> dict:
     return {k: job.get(k) for k in OOM_KEYS}
 
 
-def session_section(started: str, folder: str, job: dict) -> dict:
-    return {"started": started, "folder": folder, "source_name": job.get("source_name"),
+def session_section(started: str, folder: str, job: dict, first: int = 1) -> dict:
+    """``first``: the session's base number (job j's batch image b is first + j * batch_size + b)."""
+    return {"started": started, "folder": folder, "first": first, "source_name": job.get("source_name"),
             "source_sha256": job.get("source_sha256")}
 
 

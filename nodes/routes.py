@@ -1,7 +1,11 @@
 """HTTP routes: where a session stands, for the OOM node's "Queue session" button and the CLI.
 
 POST /prompt_media/session  {prompt: <API prompt>, node_id: <OOM node id>}
-  -> {total, description, expansion_id, next_index, remaining, last_index, folder}
+  -> {total, description, expansion_id, next_index, remaining, last_index, folder,
+      session_folder, first_number}
+POST /prompt_media/session  {..., open: true, batch_size: 1}
+  opens a new session now (folder and numbers reserved) and answers the same way: what
+  run_session.py passes to the saver (session_folder, first_number) on every server
 
 The graph reading and the answer live in core/session_lookup.py; this is the aiohttp glue.
 Registered by nodes/server_hooks.py at package load.
@@ -14,22 +18,31 @@ import folder_paths
 
 from ..core.errors import PromptMediaError
 from ..core.session import resolve_root
-from ..core.session_lookup import SessionLookupError, session_request, session_status
+from ..core.session_lookup import SessionLookupError, open_planned_session, session_request, session_status
 from .loader import load
 
 
-def session_info(prompt: dict, oom_id: str) -> dict:
+def session_info(prompt: dict, oom_id: str, open_new: bool = False, batch_size: int = 1) -> dict:
     request = session_request(prompt, oom_id)
     media = load(*request.source)
-    return session_status(media, request, resolve_root(folder_paths.get_output_directory(), request.root))
+    root_dir = resolve_root(folder_paths.get_output_directory(), request.root)
+    if open_new:
+        return open_planned_session(media, request, root_dir, batch_size)
+    return session_status(media, request, root_dir)
 
 
 async def post_session(request: web.Request) -> web.Response:
     try:
         body = await request.json()
-        return web.json_response(session_info(body["prompt"], str(body["node_id"])))
+        batch_size = body.get("batch_size", 1)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return web.json_response(session_info(body["prompt"], str(body["node_id"]), body.get("open") is True,
+                                              batch_size))
     except (PromptMediaError, SessionLookupError, KeyError, TypeError, ValueError) as e:  # incl. PathError
         return web.json_response({"error": str(e)}, status=400)
+    except OSError as e:           # opening a session: the output folder cannot be written
+        return web.json_response({"error": f"cannot open the session: {e}"}, status=500)
 
 
 def add_routes(routes: web.RouteTableDef) -> None:

@@ -18,16 +18,20 @@ import folder_paths
 from comfy.cli_args import args
 from comfy.utils import ProgressBar
 
-from ..core.generation_params import save_generation_params
+from ..core.generation_params import GenerationParamsError, load_generation_params, save_generation_params
 from ..core.graph_params import file_name_seed, find_sampler_params, resolve
 from ..core.hashing import sha256_bytes, sha256_file
+from ..core.plan import planned_count, planned_image_name
 from ..core.pngmeta import COMPRESS_LEVEL, a1111_parameters, comfy_chunks, encode_png
 from ..core.session import (
     DEFAULT_ROOT,
+    SESSIONS,
     STARTED_FORMAT,
-    claim_and_publish,
+    NumberingError,
+    PlannedSession,
+    Session,
     copy_prompt_file,
-    open_or_continue,
+    publish_image,
     resolve_root,
     save_session,
 )
@@ -119,6 +123,42 @@ def _pixels(image) -> np.ndarray:
     return np.clip(i, 0, 255).astype(np.uint8)
 
 
+def _same_pixels(path: str, pixels: np.ndarray) -> bool:
+    """True when the PNG at ``path`` holds exactly ``pixels`` (an earlier attempt of this job)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return np.array_equal(np.asarray(im.convert(_MODES[pixels.shape[-1]])), pixels.reshape(
+                pixels.shape[:2] if pixels.shape[-1] == 1 else pixels.shape))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _saved_before(session: Session, folder: str, name: str, job_index: int, batch_index: int) -> bool:
+    """True when this image of the job is already saved (a retried job: its sidecar is there and
+    records this session, job and batch image). Raises NumberingError when the planned name is
+    another session's."""
+    sidecar_path = os.path.join(folder, name[:-4] + ".json")
+    try:
+        sidecar = load_generation_params(sidecar_path)
+    except GenerationParamsError as e:
+        raise NumberingError(f"the planned name {name} of job {job_index + 1} is taken in {folder} by an "
+                             f"unreadable sidecar ({e}); nothing was overwritten: move it away and run the "
+                             "job again") from None
+    if sidecar is None:
+        return False
+    if session.holds(sidecar, job_index, batch_index):
+        return True
+    oom = sidecar.get("oom") or {}
+    raise NumberingError(
+        f"the planned name {name} of job {job_index + 1} is taken in {folder} by another session's image "
+        f"(expansion {oom.get('expansion_id')}, job {oom.get('index')}); nothing was overwritten. Move those "
+        "files away and run the job again, or start a new session (job 0)")
+
+
 class PromptMediaSessionSaver:
     DESCRIPTION = ("Saves every image into <output>/<root>/YYYY/MM/DD/HHMM/ as NNN_seed_S.png with "
                    "a JSON sidecar of the parameters the sampler actually used. Never overwrites; "
@@ -154,16 +194,26 @@ class PromptMediaSessionSaver:
                     "default": "sheet",
                     "tooltip": "After the session's last job: a contact sheet, an animation, both, "
                                "or nothing. Never affects saving."}),
+                "session_folder": ("STRING", {
+                    "default": "",
+                    "tooltip": "Set by run_session.py: the planned session's folder under root "
+                               "(YYYY/MM/DD/HHMM), the same on every server. Empty: the saver opens "
+                               "sessions itself (job 0 opens one)."}),
+                "first_number": ("INT", {
+                    "default": 0, "min": 0, "max": 2**31 - 1,
+                    "tooltip": "Set by run_session.py with session_folder: the number of job 1's image "
+                               "(job j's is first_number + j x batch size). 0: not planned."}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, root=None):
-        if root is None:                   # linked: checked when it runs
-            return True
-        try:
-            resolve_root(folder_paths.get_output_directory(), root)
+    def VALIDATE_INPUTS(cls, root=None, session_folder=None, first_number=None):
+        try:                               # linked inputs arrive as None: checked when it runs
+            if root is not None:
+                resolve_root(folder_paths.get_output_directory(), root)
+            if session_folder is not None and first_number is not None:
+                PlannedSession.parse(session_folder, first_number)
         except ValueError as e:
             return str(e)
         return True
@@ -179,22 +229,30 @@ class PromptMediaSessionSaver:
         return chunks, graph
 
     def save(self, images, job, root, prompt_media=None, lora_stack=None, project_id="",
-             compose="sheet", prompt=None, extra_pnginfo=None, unique_id=None):
+             compose="sheet", session_folder="", first_number=0, prompt=None, extra_pnginfo=None,
+             unique_id=None):
         if not isinstance(job, dict):
             raise TypeError(f"job must be the JOB output of OOM Variations, got {type(job).__name__}")
         output_dir = folder_paths.get_output_directory()
         root_dir = resolve_root(output_dir, root)
+        planned = PlannedSession.parse(session_folder, first_number)
         chunks, graph = self._per_prompt(prompt, extra_pnginfo, unique_id)
         job_index = int(job.get("index", 0))
-        session = open_or_continue(root_dir, str(job.get("expansion_id") or "no_expansion"), job_index,
-                                   now=clock)
+        total = int(job.get("total", 0))
+        batch_size = int(images.shape[0])
+        session = SESSIONS.for_job(root_dir, str(job.get("expansion_id") or "no_expansion"), job_index,
+                                   max(total, job_index + 1), batch_size, now=clock, planned=planned)
+        if batch_size != session.batch_size:
+            raise NumberingError(f"this job made {batch_size} images but its session in {session.folder} "
+                                 f"numbers {session.batch_size} per job (the batch size changed mid-session): "
+                                 "start a new session (job 0) with the new batch size")
         folder = session.folder
         if prompt_media is not None:
             copy = copy_prompt_file(folder, prompt_media.source_name, prompt_media.text)
             if session.opened:
                 log.info("[Prompt Media] prompt file copied to %s", copy)
+                session.opened = False
 
-        batch_size = int(images.shape[0])
         declared = [spec.as_dict() for spec in prompt_media.loras] if prompt_media is not None else None
         stage_loras = [applied_loras(stage.loras, lora_stack if i == 0 or _has_chain(stage) else None,
                                      declared if i == 0 or _has_chain(stage) else None, lora_sha256)
@@ -208,37 +266,61 @@ class PromptMediaSessionSaver:
         system = system_info()
         started = session.started.strftime(STARTED_FORMAT)
         subfolder = os.path.relpath(folder, output_dir)
-        results, count = [], session.last_count + 1 if not session.opened else 1
+        results, already = [], []
         for batch_index in range(batch_size):
             pixels = _pixels(images[batch_index])
             resolved = resolve(graph, job, image_size=(pixels.shape[1], pixels.shape[0]))
             params = parameters_section(graph, resolved, loras, file_sha256, batch_index, batch_size,
                                         stage_loras)
             seed, seed_note = file_name_seed(graph, resolved, job)
+            # the number and name the plan gave this image (core/plan.py, as --dry-run shows them)
+            count = planned_count(job_index, batch_index, batch_size, session.first)
+            name = planned_image_name(job_index, seed, batch_index, batch_size, session.first)
+            path = os.path.join(folder, name)
+            result = {"filename": name, "subfolder": subfolder, "type": "output"}
+            if _saved_before(session, folder, name, job_index, batch_index):
+                log.info("[Prompt Media] already saved (job run again): %s", path)
+                results.append(result)
+                already.append(name)
+                continue
             png_chunks = None if args.disable_metadata else chunks + [("parameters", a1111_parameters(params))]
             data = encode_png(pixels, png_chunks, COMPRESS_LEVEL)
             # the sidecar's publication just below fsyncs the folder for both new names
-            count, path = claim_and_publish(folder, data, seed, count, sync_dir=False)
-            save_generation_params(
-                path, PLUGIN_NAME, plugin_version(), count, clock().strftime(TIMESTAMP_FORMAT),
-                params, project,
-                output={"filename": os.path.basename(path), "path": os.path.abspath(path),
-                        "subfolder": subfolder.replace(os.sep, "/")},
-                parameters_source=parameters_source_section(graph, resolved, lora_note, seed_note),
-                oom=oom_section(job), session=session_section(started, folder, job),
-                image_sha256=sha256_bytes(data), system=system)
+            if not publish_image(folder, name, data, sync_dir=False):
+                # an earlier attempt published this image and stopped before its sidecar
+                if not _same_pixels(path, pixels):
+                    raise NumberingError(
+                        f"the planned name {name} of job {job_index + 1} is taken in {folder} by an image "
+                        "without a sidecar that differs from this job's (left by a crash on a device that "
+                        "does not repeat its pixels exactly, or copied in); nothing was overwritten: move it "
+                        "away and run the job again")
+                with open(path, "rb") as f:
+                    data = f.read()
+                log.info("[Prompt Media] completing an earlier attempt's image with its sidecar: %s", path)
+            try:
+                save_generation_params(
+                    path, PLUGIN_NAME, plugin_version(), count, clock().strftime(TIMESTAMP_FORMAT),
+                    params, project,
+                    output={"filename": name, "path": os.path.abspath(path),
+                            "subfolder": subfolder.replace(os.sep, "/")},
+                    parameters_source=parameters_source_section(graph, resolved, lora_note, seed_note),
+                    oom=oom_section(job), session=session_section(started, folder, job, session.first),
+                    image_sha256=sha256_bytes(data), system=system)
+            except FileExistsError:
+                # another server saved this same job at the same moment (a retry racing the original)
+                if not _saved_before(session, folder, name, job_index, batch_index):
+                    raise
+                already.append(name)
             log.info("[Prompt Media] saved %s", path)
-            results.append({"filename": os.path.basename(path), "subfolder": subfolder, "type": "output"})
-            count += 1
+            results.append(result)
+            session.saved(job_index, batch_index)
 
-        session.last_index, session.last_count = job_index, count - 1
         save_session(session, durable=False)     # progress only; the folder was recorded durably
-        total = int(job.get("total", 0))
         if compose != "none" and job_index == total - 1:
             _compose(folder, compose, unique_id)
         # session progress on the node, after this job is safely on disk (it is a cancel point)
         ProgressBar(max(total, 1)).update_absolute(job_index + 1)
-        return {"ui": {"images": results}}
+        return {"ui": {"images": results, "already_saved": already}}
 
 
 def _has_chain(stage) -> bool:

@@ -334,7 +334,8 @@ def test_session_continues_across_a_restart(comfy):
         again = job(0)                               # job 0 again, same minute: a new session there
     new_state = json.loads(state_file.read_text())
     assert new_state["started"] > old_state["started"] and new_state["last_index"] == 0
-    assert (new_state["folder"], again) == (old_state["folder"], f"{old_state['folder']}/005_seed_31337.png")
+    # after all six numbers the earlier session reserved, the two it has not saved yet included
+    assert (new_state["folder"], again) == (old_state["folder"], f"{old_state['folder']}/007_seed_31337.png")
     with pinned_clock(comfy.server, PINNED + timedelta(minutes=1)):
         later = job(0, variation_seed=12)            # (another expansion: ComfyUI would reuse the
                                                      # last output) the next minute: a new folder

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from prompt_media_pkg.tests.host.workflows import TEST_CHECKPOINT, oom_id, session_prompt
@@ -121,6 +122,8 @@ def test_cli_runs_a_session_end_to_end_and_resumes(comfy, tmp_path):
     images = session_images(comfy.server.output_dir, root)
     assert printed == [str(p) for p in images]                        # absolute paths
     assert "6 jobs · 3 prompts × 2 variations × 1 seed" in done.stderr
+    plan = run_cli(str(yaml_file), "--dry-run", "--json")                 # the names it planned
+    assert [job["filename"] for job in json.loads(plan.stdout)["jobs"]] == [p.name for p in images]
 
     # --resume after a complete session: nothing to continue, and it says so
     again = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", TEST_CHECKPOINT,
@@ -142,18 +145,42 @@ def test_cli_refuses_a_bad_yaml_with_file_and_line(comfy, tmp_path):
 def test_cli_reports_a_failing_job_with_comfyuis_error(comfy, tmp_path):
     yaml_file = tmp_path / "ok.yaml"
     yaml_file.write_text(SESSION_YAML, encoding="utf-8")
-    blocker = comfy.server.output_dir / comfy.prefix / "blocker"       # a file where the saver needs a folder
+    root = comfy.server.output_dir / comfy.prefix / "images"
+    # the saver's copy of the prompt file cannot be made: folders hold both of its names in the
+    # session folder of this minute and the next ones (the session opens there before job 1)
+    variant = f"ok_{hashlib.sha256(SESSION_YAML.encode()).hexdigest()[:8]}.yaml"
+    now = time.time()
+    for minute in range(3):
+        folder = root / time.strftime("%Y/%m/%d/%H%M", time.localtime(now + 60 * minute))
+        for name in ("ok.yaml", variant):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+    result = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", TEST_CHECKPOINT,
+                     "--root", f"{comfy.prefix}/images")
+    assert (result.returncode, result.stdout) == (1, "")
+    folder = Path(json.loads(next(root.glob(".prompt_media/sessions/*.json")).read_text())["folder"])
+    assert result.stderr.splitlines()[1:] == [
+        "error: job 1 of 12 failed: execution error in node 10 (PromptMediaSessionSaver): FileExistsError: "
+        f"{root / folder}: ok.yaml and its variant exist with other content; the prompt file was not copied "
+        "(the traceback is in ComfyUI's log)",
+        "no job of this session was saved"]
+    # the look-ahead queued behind the failed job is gone from the queue
+    queue = comfy.client.queue()
+    assert not [item for item in queue["queue_pending"] + queue["queue_running"]
+                if any(n.get("inputs", {}).get("file") == "ok.yaml" for n in item[2].values())]
+
+
+def test_cli_stops_before_queueing_when_the_session_cannot_open(comfy, tmp_path):
+    yaml_file = tmp_path / "ok.yaml"
+    yaml_file.write_text(SESSION_YAML, encoding="utf-8")
+    blocker = comfy.server.output_dir / comfy.prefix / "blocker"       # a file where the session needs a folder
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("")
     result = run_cli(str(yaml_file), "--server", comfy.server.url, "--checkpoint", TEST_CHECKPOINT,
                      "--root", f"{comfy.prefix}/blocker/images")
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.splitlines()[1:] == [
-        "error: job 1 of 12 failed: execution error in node 10 (PromptMediaSessionSaver): NotADirectoryError: "
-        f"[Errno 20] Not a directory: '{blocker}/images' (the traceback is in ComfyUI's log)",
-        "no job of this session was saved"]
-    # the look-ahead queued behind the failed job is gone from the queue
-    queue = comfy.client.queue()
+        f"error: cannot open the session: [Errno 20] Not a directory: '{blocker}/images'"]
+    queue = comfy.client.queue()                                        # nothing was queued
     assert not [item for item in queue["queue_pending"] + queue["queue_running"]
                 if any(n.get("inputs", {}).get("file") == "ok.yaml" for n in item[2].values())]
 

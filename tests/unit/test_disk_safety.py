@@ -53,7 +53,7 @@ def test_stale_temp_symlink_is_not_followed(tmp_path):
 
 def test_next_session_cleans_the_leftovers_of_a_killed_one(tmp_path):
     root = str(tmp_path)
-    first = s.open_or_continue(root, "exp", 0, now=lambda: T0)
+    first = s.SessionBook().for_job(root, "exp", 0, 6, now=lambda: T0)
     state_dir = os.path.dirname(s.state_path(root, "exp"))
     left = [os.path.join(first.folder, ".pm-tmp-1.part"), os.path.join(state_dir, ".pm-tmp-2.part")]
     for p in left:
@@ -61,10 +61,10 @@ def test_next_session_cleans_the_leftovers_of_a_killed_one(tmp_path):
         _age(p)
     young = os.path.join(first.folder, ".pm-tmp-3.part")
     open(young, "wb").write(b"being written")
-    s.open_or_continue(root, "exp", 1, now=lambda: T0)         # continuing cleans
+    s.SessionBook().for_job(root, "exp", 1, 6, now=lambda: T0)   # continuing (after a restart) cleans
     assert not any(os.path.exists(p) for p in left) and os.path.exists(young)
     _age(young)
-    s.open_or_continue(root, "exp", 0, now=lambda: T0)         # a new session in the same minute too
+    s.SessionBook().for_job(root, "exp", 0, 6, now=lambda: T0)   # a new session in the same minute too
     assert not os.path.exists(young)
 
 
@@ -105,7 +105,7 @@ def test_failed_write_leaves_no_final_file_and_no_temp(tmp_path, monkeypatch, fa
     else:
         monkeypatch.setattr(atomic.os, "link", boom)
     with pytest.raises(OSError) as e:
-        s.claim_and_publish(str(folder), b"\x89PNG" + b"x" * 1000, 7)
+        s.publish_image(str(folder), "002_seed_7.png", b"\x89PNG" + b"x" * 1000)
     assert e.value.errno == err
     if fail_at != "link":                    # the error names the folder it could not write in
         assert str(folder) in str(e.value)
@@ -121,5 +121,5 @@ def test_read_only_folder_refuses_before_anything_is_written(tmp_path, monkeypat
         raise OSError(errno.EROFS, "Read-only file system", str(tmp_path))
     monkeypatch.setattr(atomic.tempfile, "mkstemp", ro)
     with pytest.raises(OSError, match="Read-only"):
-        s.claim_and_publish(str(tmp_path), b"png", 1)
+        s.publish_image(str(tmp_path), "001_seed_1.png", b"png")
     assert list(tmp_path.iterdir()) == []

@@ -89,14 +89,14 @@ def test_session_never_creates_folders_through_a_dated_symlink_pointing_out(tree
     os.makedirs(root)
     os.symlink(canary, os.path.join(root, "2025"))
     with pytest.raises(PathError, match="outside"):
-        s.open_or_continue(root, "exp", 0, now=lambda: T0)
+        s.SessionBook().for_job(root, "exp", 0, 6, now=lambda: T0)
     assert files_under(canary) == ["secret.json"]
 
 
 def test_recorded_session_folder_pointing_out_is_not_continued(tree):
     out, canary = tree
     root = s.resolve_root(str(out), "r")
-    first = s.open_or_continue(root, "exp", 0, now=lambda: T0)
+    first = s.SessionBook().for_job(root, "exp", 0, 6, now=lambda: T0)
     state = s.state_path(root, "exp")
     for folder in ("../../../canary", "/tmp", "C:/x", "a\0b", "link"):
         if folder == "link":
@@ -105,7 +105,7 @@ def test_recorded_session_folder_pointing_out_is_not_continued(tree):
         with open(state, "w") as f:
             f.write(text)
         assert s.load_session(root, "exp") is None, folder          # refused: a new session opens
-        again = s.open_or_continue(root, "exp", 3, now=lambda: T0)
+        again = s.SessionBook().for_job(root, "exp", 3, 6, now=lambda: T0)
         assert again.opened and again.folder == first.folder
         first = again
     assert files_under(canary) == ["secret.json"]

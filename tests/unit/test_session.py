@@ -52,114 +52,165 @@ def test_root_resolves_inside(tmp_path):
     assert s.resolve_root(str(tmp_path), "a\\b/./c") == str(tmp_path / "a" / "b" / "c")
 
 
-def _publish(folder, seed, data=b"png"):
-    return s.claim_and_publish(folder, data, seed)
+def _job(book, root, index, now=T0, exp="exp1", jobs=6, batch_size=1, planned=None):
+    return book.for_job(root, exp, index, jobs, batch_size, now=lambda: now, planned=planned)
 
 
 def test_job_zero_opens_and_later_jobs_continue(tmp_path):
     root = str(tmp_path)
-    first = s.open_or_continue(root, "exp1", 0, now=lambda: T0)
+    first = _job(s.SessionBook(), root, 0)
     assert first.opened and first.folder.endswith(os.path.join("2025", "10", "13", "1458"))
-    assert _publish(first.folder, 11) == (1, os.path.join(first.folder, "001_seed_11.png"))
-    first.last_index, first.last_count = 0, 1
+    assert (first.first, first.batch_size, first.jobs) == (1, 1, 6)
+    assert s.publish_image(first.folder, "001_seed_11.png", b"png")
+    first.saved(0, 0)
     s.save_session(first)
-    # job 1 a while later (even in another process: only the state file is shared)
-    later = s.open_or_continue(root, "exp1", 1, now=lambda: T1)
+    # job 1 a while later in another process (a new book): only the state file is shared
+    later = _job(s.SessionBook(), root, 1, now=T1)
     assert not later.opened and later.folder == first.folder and later.started == T0
-    assert later.last_index == 0
-    assert _publish(later.folder, 12)[0] == 2
+    assert (later.last_index, later.last_count, later.first) == (0, 1, 1)
 
 
 def test_job_zero_again_starts_new_session(tmp_path):
     root = str(tmp_path)
-    a = s.open_or_continue(root, "exp1", 0, now=lambda: T0)
-    b = s.open_or_continue(root, "exp1", 0, now=lambda: T1)
-    assert b.opened and b.folder != a.folder
+    book = s.SessionBook()
+    a = _job(book, root, 0)
+    b = _job(book, root, 0, now=T1)
+    assert b.opened and b.folder != a.folder and b.first == 1
     assert s.load_session(root, "exp1").folder == b.folder
+    assert _job(book, root, 1, now=T1) is b
 
 
-def test_same_minute_second_session_continues_numbering(tmp_path):
+def test_same_minute_sessions_get_consecutive_number_ranges(tmp_path):
+    """The later session's numbers start after all of the earlier one's, even those it has not
+    saved yet, and the ranges stay fixed across a restart (a new book)."""
     root = str(tmp_path)
-    a = s.open_or_continue(root, "exp1", 0, now=lambda: T0)
-    for seed in (1, 2, 3):
-        _publish(a.folder, seed)
-    b = s.open_or_continue(root, "exp2", 0, now=lambda: T0.replace(second=40))
-    assert b.folder == a.folder
-    assert _publish(b.folder, 1) == (4, os.path.join(a.folder, "004_seed_1.png"))
-    assert sorted(os.listdir(a.folder)) == ["001_seed_1.png", "002_seed_2.png", "003_seed_3.png",
-                                            "004_seed_1.png"]
+    a = _job(s.SessionBook(), root, 0, jobs=12)
+    s.publish_image(a.folder, "001_seed_1.png", b"png")
+    b = _job(s.SessionBook(), root, 0, now=T0.replace(second=40), exp="exp2", jobs=3, batch_size=2)
+    c = _job(s.SessionBook(), root, 0, now=T0.replace(second=50), exp="exp1", jobs=1)
+    assert b.folder == c.folder == a.folder
+    assert (a.first, b.first, c.first) == (1, 13, 19)
+    assert s.load_session(root, "exp2").first == 13           # kept across resume
+    assert _job(s.SessionBook(), root, 2, exp="exp2", jobs=3, batch_size=2).first == 13
+
+
+def test_numbers_start_after_files_already_in_the_folder(tmp_path):
+    folder = tmp_path / "2025" / "10" / "13" / "1458"
+    folder.mkdir(parents=True)
+    (folder / "999_seed_1.png").write_bytes(b"")          # e.g. saved by an older version
+    assert _job(s.SessionBook(), str(tmp_path), 0).first == 1000
+
+
+def test_a_process_continues_its_own_session_when_another_opened_a_newer_one(tmp_path):
+    """Two ComfyUIs sharing an output folder, the same file queued on both: each finishes its
+    own session; a restarted one (a new book) follows the record on disk."""
+    root = str(tmp_path)
+    server_a, server_b = s.SessionBook(), s.SessionBook()
+    a = _job(server_a, root, 0)
+    b = _job(server_b, root, 0)
+    assert (a.first, b.first) == (1, 7)
+    assert _job(server_a, root, 1) is a and _job(server_b, root, 1) is b
+    assert server_a.current(root, "exp1") is a and s.load_session(root, "exp1").first == 7
+    a.last_index = 5                                       # a finished: a later job follows the record
+    assert _job(server_a, root, 3).first == 7 and server_a.current(root, "exp1").first == 7
+    assert _job(s.SessionBook(), root, 3).first == 7
+
+
+def test_planned_session_is_the_same_on_every_server(tmp_path):
+    shared, elsewhere = str(tmp_path / "shared"), str(tmp_path / "other")
+    opened = _job(s.SessionBook(), shared, 0, jobs=4)
+    planned = s.PlannedSession.parse("2025/10/13/1458", opened.first)
+    # a second server on the same output folder, any job first: the same session, not a new one
+    on_b = _job(s.SessionBook(), shared, 3, now=T1, jobs=4, planned=planned)
+    assert (on_b.folder, on_b.first, on_b.opened) == (opened.folder, 1, False)
+    # a server with its own output folder: the same folder name and numbers, reserved there
+    on_c = _job(s.SessionBook(), elsewhere, 2, now=T1, jobs=4, planned=planned)
+    assert on_c.relative_folder == "2025/10/13/1458" and on_c.first == 1 and on_c.started == T0.replace(second=0)
+    assert _job(s.SessionBook(), elsewhere, 0, now=T1, exp="exp2", jobs=2).first == 1   # another minute
+    other = _job(s.SessionBook(), elsewhere, 0, exp="exp2", jobs=2)                     # same minute
+    assert other.folder == on_c.folder and other.first == 5
+
+
+def test_planned_numbers_held_by_another_session_are_refused(tmp_path):
+    root = str(tmp_path)
+    _job(s.SessionBook(), root, 0, exp="exp2", jobs=5)                         # holds 1-5
+    with pytest.raises(s.NumberingError, match=r"numbers 3-6 .* reserved by another session"):
+        _job(s.SessionBook(), root, 0, jobs=4, planned=s.PlannedSession.parse("2025/10/13/1458", 3))
+    assert _job(s.SessionBook(), root, 0, jobs=4, planned=s.PlannedSession.parse("2025/10/13/1458", 6)).first == 6
+
+
+@pytest.mark.parametrize("folder, first, message", [
+    ("2025/10/13", 1, "not a session folder"), ("../2025/10/13/1458", 1, "not a session folder"),
+    ("2025/13/40/2599", 1, "not a real date"), ("2025/10/13/1458", 0, "must be 1 or more"),
+    ("", 4, "needs session_folder"), ("2025/10/13/1458", True, "must be 1 or more")])
+def test_planned_session_inputs_are_checked(folder, first, message):
+    with pytest.raises(ValueError, match=message):
+        s.PlannedSession.parse(folder, first)
+
+
+def test_planned_session_unset():
+    assert s.PlannedSession.parse("", 0) is None and s.PlannedSession.parse("  ", 0) is None
+    assert s.PlannedSession.parse("2025\\10\\13\\1458", 2) == s.PlannedSession("2025/10/13/1458", 2)
 
 
 def test_unrecorded_expansion_opens_a_session(tmp_path):
-    sess = s.open_or_continue(str(tmp_path), "never_seen", 5, now=lambda: T0)
+    sess = _job(s.SessionBook(), str(tmp_path), 5, exp="never_seen")
     assert sess.opened and os.path.isdir(sess.folder)
 
 
-def test_corrupt_or_escaping_state_opens_new_session(tmp_path):
+def test_corrupt_escaping_or_unnumbered_state_opens_new_session(tmp_path):
     root = str(tmp_path)
     path = s.state_path(root, "exp1")
     os.makedirs(os.path.dirname(path))
-    for bad in ('{"folder": "../../etc", "started": "2025-10-13T14:58:07"}', "{trunc", "[]",
-                '{"folder": "/abs", "started": "2025-10-13T14:58:07"}'):
+    for bad in ('{"folder": "../../etc", "started": "2025-10-13T14:58:07", "first": 1}', "{trunc", "[]",
+                '{"folder": "/abs", "started": "2025-10-13T14:58:07", "first": 1}',
+                '{"folder": "2025/10/13/1458", "started": "2025-10-13T14:58:07", "last_index": 2}'):
         with open(path, "w") as f:
             f.write(bad)
         assert s.load_session(root, "exp1") is None
-        assert s.open_or_continue(root, "exp1", 3, now=lambda: T1).opened
+        assert _job(s.SessionBook(), root, 3, now=T1).opened
 
 
 def test_bad_expansion_id_refused(tmp_path):
     with pytest.raises(PathError):
         s.state_path(str(tmp_path), "../../x")
+    with pytest.raises(PathError):
+        _job(s.SessionBook(), str(tmp_path), 0, exp="../x")
+    assert os.listdir(tmp_path) == []
 
 
-def test_count_continues_past_999(tmp_path):
-    (tmp_path / "999_seed_1.png").write_bytes(b"")
-    assert _publish(str(tmp_path), 5)[1].endswith("1000_seed_5.png")
-    assert _publish(str(tmp_path), 5)[1].endswith("1001_seed_5.png")
-
-
-def test_claim_skips_taken_names_never_overwrites(tmp_path, monkeypatch):
+def test_publish_image_never_overwrites(tmp_path):
     folder = str(tmp_path)
-    # another process publishes 001 between our scan and our link: we must take 002
-    real_scan = s.highest_count
-    calls = []
-
-    def racing_scan(f):
-        calls.append(1)
-        if len(calls) == 1:
-            with open(os.path.join(f, "001_seed_9.png"), "wb") as fh:
-                fh.write(b"theirs")
-            return 0
-        return real_scan(f)
-    monkeypatch.setattr(s, "highest_count", racing_scan)
-    count, path = s.claim_and_publish(folder, b"ours", 9)
-    assert count == 2 and open(path, "rb").read() == b"ours"
+    assert s.publish_image(folder, "001_seed_9.png", b"theirs")
+    assert not s.publish_image(folder, "001_seed_9.png", b"ours")
     assert open(os.path.join(folder, "001_seed_9.png"), "rb").read() == b"theirs"
-    assert sorted(os.listdir(folder)) == ["001_seed_9.png", "002_seed_9.png"]
+    assert os.listdir(folder) == ["001_seed_9.png"]                  # no temp left behind
 
 
-def test_concurrent_savers_get_distinct_names(tmp_path):
-    folder = str(tmp_path)
-    results, errors = [], []
+def test_concurrent_openers_get_disjoint_ranges(tmp_path):
+    """Sessions opened at once (threads here; processes share nothing else but the files) in one
+    folder: every range is disjoint and each starts right after another, no gap."""
+    root = str(tmp_path)
+    ranges, errors = [], []
 
     def worker(n):
         try:
-            for i in range(20):
-                results.append(s.claim_and_publish(folder, f"{n}-{i}".encode(), n)[1])
+            for i in range(10):
+                sess = s.open_session(root, f"exp{n}_{i}", n + 1, now=lambda: T0)
+                ranges.append((sess.first, sess.first + n + 1))
         except Exception as e:          # pragma: no cover - reported below
             errors.append(e)
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert not errors
-    assert len(set(results)) == 80 and len(os.listdir(folder)) == 80
-    contents = {open(p, "rb").read() for p in results}
-    assert len(contents) == 80          # nothing overwritten
+    assert not errors and len(ranges) == 40
+    ranges.sort()
+    assert ranges[0][0] == 1 and all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
 
 
 def test_state_written_atomically(tmp_path, monkeypatch):
     root = str(tmp_path)
-    sess = s.open_or_continue(root, "exp1", 0, now=lambda: T0)
+    sess = _job(s.SessionBook(), root, 0)
     import prompt_media_pkg.core.atomic as atomic
 
     def broken_fsync(fd):
@@ -171,6 +222,17 @@ def test_state_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert s.load_session(root, "exp1").last_index == -1     # the old state is intact
     assert os.listdir(os.path.dirname(s.state_path(root, "exp1"))) == ["exp1.json"]
+
+
+def test_session_holds_only_its_own_images(tmp_path):
+    sess = _job(s.SessionBook(), str(tmp_path), 0)
+    mine = {"oom": {"expansion_id": "exp1", "index": 2}, "session": {"first": 1},
+            "parameters": {"batch_index": 0}}
+    assert sess.holds(mine, 2, 0)
+    assert not sess.holds(mine, 3, 0) and not sess.holds(mine, 2, 1)
+    assert not sess.holds(mine | {"session": {"first": 7}}, 2, 0)               # a same-minute session
+    assert not sess.holds(mine | {"oom": {"expansion_id": "exp2", "index": 2}}, 2, 0)
+    assert not sess.holds({}, 2, 0)
 
 
 def test_copy_prompt_file_once_never_replacing(tmp_path):
