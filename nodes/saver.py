@@ -194,13 +194,14 @@ class PromptMediaSessionSaver:
                     "default": "sheet",
                     "tooltip": "After the session's last job: a contact sheet, an animation, both, "
                                "or nothing. Never affects saving."}),
+                # sockets, not widgets: run_session.py sets them; in the graph editor they stay unset
                 "session_folder": ("STRING", {
-                    "default": "",
+                    "default": "", "forceInput": True,
                     "tooltip": "Set by run_session.py: the planned session's folder under root "
                                "(YYYY/MM/DD/HHMM), the same on every server. Empty: the saver opens "
                                "sessions itself (job 0 opens one)."}),
                 "first_number": ("INT", {
-                    "default": 0, "min": 0, "max": 2**31 - 1,
+                    "default": 0, "min": 0, "max": 2**31 - 1, "forceInput": True,
                     "tooltip": "Set by run_session.py with session_folder: the number of job 1's image "
                                "(job j's is first_number + j x batch size). 0: not planned."}),
             },
