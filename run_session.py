@@ -514,10 +514,12 @@ def node_of(prompt: dict, class_type: str) -> str:
 # ----------------------------------------------------------------------------- entry points
 
 def compose_only(folder: str) -> int:
-    """(Re)writes the contact sheet and animation of a session folder; prints their paths."""
+    """(Re)writes the contact sheet, animation and index.html of a session folder; prints their paths."""
     from core.contact_sheet import compose_session
+    from core.session_page import write_session_page
     try:
         result = compose_session(folder, sheet=True, animation=True)
+        page = write_session_page(folder) if result.images else None
     except (ValueError, OSError) as e:
         error(str(e))
         return EXIT_BAD_INPUT
@@ -526,7 +528,7 @@ def compose_only(folder: str) -> int:
         return EXIT_BAD_INPUT
     for line in result.summary().splitlines()[1:]:        # skipped images, notes
         note(line)
-    for written in result.written:
+    for written in [*result.written, page]:
         print(os.path.abspath(written))
     return EXIT_DONE
 

@@ -454,6 +454,24 @@ def _same_content(path: str, digest: str) -> bool:
 _DATED_PARTS = (re.compile(r"\d{4}"), re.compile(r"\d{2}"), re.compile(r"\d{2}"), re.compile(r"\d{4}"))
 
 
+def dated_split(path: str) -> tuple[str, list[str]] | None:
+    """('<root>', [YYYY, MM, DD, HHMM]) for a session folder path ending in its dated part
+    ('/' or the OS separator), else None."""
+    parts = [p for p in re.split(r"[\\/]+", path) if p]
+    if len(parts) < 4 or not all(rx.fullmatch(p) for rx, p in zip(_DATED_PARTS, parts[-4:])):
+        return None
+    return "/".join(parts[:-4]), parts[-4:]
+
+
+def folder_title(path: str) -> str:
+    """'2025-10-12 14:30' for a session folder …/2025/10/12/1430, else the folder's own name."""
+    split = dated_split(path)
+    if split is None:
+        return os.path.basename(os.path.normpath(path))
+    y, m, d, hm = split[1]
+    return f"{y}-{m}-{d} {hm[:2]}:{hm[2:]}"
+
+
 def session_folders(root_dir: str) -> Iterator[str]:
     """The session folders ``root_dir/YYYY/MM/DD/HHMM``, newest first, as absolute paths.
     Lazy: it lists only the folders it needs for the items taken (stop iterating to stop)."""

@@ -6,6 +6,8 @@ the recorded session state. The HTTP route (nodes/routes.py) only loads the file
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +21,7 @@ from .api_prompt import (
     get_node,
     input_value,
     loader_source,
+    nodes_of_class,
     source_of,
 )
 from .expand import count_jobs, describe, expansion_id
@@ -68,25 +71,62 @@ def session_request(prompt: dict, oom_id: str) -> SessionRequest:
                           int(_constant(prompt, oom, "variation_seed", 0)), root)
 
 
+def queued_jobs(request: SessionRequest, prompts: Iterable[dict]) -> set[int]:
+    """The job indexes of ``request``'s session among ``prompts`` (those running or waiting in
+    ComfyUI's queue): any OOM node of the same loader source, mode, seeds and saver root."""
+    out: set[int] = set()
+    for prompt in prompts:
+        for oom_id, oom in nodes_of_class(prompt, OOM_CLASS):
+            try:
+                same = session_request(prompt, oom_id) == request
+            except (SessionLookupError, TypeError, ValueError):
+                continue
+            index = input_value(prompt, oom, "job_index")
+            if same and isinstance(index, int) and not isinstance(index, bool):
+                out.add(index)
+    return out
+
+
 def session_status(media: PromptMedia, request: SessionRequest, root_dir: str,
-                   session: Session | None = None) -> dict:
-    """{total, description, expansion_id, next_index, remaining, last_index, folder,
-    session_folder, first_number}; root_dir is the saver's root resolved inside the output
-    directory. ``session``: the one to describe (default: the one a later job would continue
-    on this server). session_folder and first_number are what run_session.py passes to the
-    saver to continue exactly this session (on any server)."""
+                   session: Session | None = None, *, queued: Iterable[int] = (),
+                   saved_jobs: Callable[[str, str], set[int]] | None = None,
+                   output_dir: str | None = None) -> dict:
+    """Where the session stands: {total, description, expansion_id, next_index, remaining,
+    last_index, folder, session_folder, first_number, saved, queued, subfolder}. ``root_dir`` is
+    the saver's root resolved inside the output directory. ``session``: the one to describe
+    (default: the one a later job would continue on this server); session_folder and
+    first_number are what run_session.py passes to the saver to continue exactly this session
+    (on any server). ``queued``: the session's job indexes in ComfyUI's queue;
+    ``saved_jobs(folder, expansion_id)``: the job indexes with an image in the session folder
+    (without it, the recorded last job counts as the saved ones); ``subfolder``: the session
+    folder inside ``output_dir`` (what /view and the gallery take).
+
+    Queue session continues after the last job saved or queued; a finished session (everything
+    saved, nothing queued) or one never started begins again at job 0, in a new folder."""
     exp_id = expansion_id(media, request.mode, request.variation_seed, request.seed)
     total = count_jobs(media, request.mode, request.seed)
     if session is None:
         session = SESSIONS.current(root_dir, exp_id)
     last = session.last_index if session and session.last_index >= 0 else None
-    # a finished (or never started) session: the button starts a new one
-    next_index = last + 1 if last is not None and last + 1 < total else 0
+    queued = {i for i in queued if 0 <= i < total}
+    if session is not None and saved_jobs is not None:
+        saved = {i for i in saved_jobs(session.folder, exp_id) if 0 <= i < total}
+    else:
+        saved = set(range(last + 1)) if last is not None else set()
+    reached = max(saved | queued, default=-1) + 1
+    if reached >= total and not queued:
+        next_index = 0                       # finished (or never started): a new session
+    else:
+        next_index = reached
+    relative = None
+    if session is not None and output_dir is not None:
+        relative = os.path.relpath(session.folder, output_dir).replace(os.sep, "/")
     return {"total": total, "description": describe(media, request.mode, request.seed),
-            "expansion_id": exp_id, "next_index": next_index, "remaining": total - next_index,
+            "expansion_id": exp_id, "next_index": next_index, "remaining": max(total - next_index, 0),
             "last_index": last, "folder": session.folder if session else None,
             "session_folder": session.relative_folder if session else None,
-            "first_number": session.first if session else None}
+            "first_number": session.first if session else None,
+            "saved": len(saved), "queued": len(queued), "subfolder": relative}
 
 
 def open_planned_session(media: PromptMedia, request: SessionRequest, root_dir: str, batch_size: int = 1,

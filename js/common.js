@@ -52,36 +52,67 @@ export async function fetchJson(path, body) {
   return data;
 }
 
-// The one way our nodes show text: a line drawn in the node body, under the node's widgets.
-// Not serialised: it is status, not a setting.
+// The one way our nodes show text: up to `lines` lines drawn in the node body, word-wrapped, at a
+// fixed height (so the widgets below never move). A status may carry a link: then it is drawn as
+// one and a click calls onLink(link). Not serialised: it is status, not a setting.
 const STATUS_WIDGET = "pm_status";
+const LINE_HEIGHT = 16;
+const LINK_COLOR = "#7ab4ff";
 
-export function addStatusLine(node) {
+function wrapLines(ctx, text, width, maxLines) {
+  const lines = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    const next = line ? `${line} ${word}` : word;
+    if (line && ctx.measureText(next).width > width) {
+      lines.push(line);
+      line = word;
+    } else line = next;
+  }
+  if (line) lines.push(line);
+  if (lines.length > maxLines) {
+    lines.length = maxLines;
+    let last = lines[maxLines - 1];
+    while (last && ctx.measureText(last + "…").width > width) last = last.slice(0, -1);
+    lines[maxLines - 1] = last + "…";
+  }
+  return lines;
+}
+
+export function addStatusLine(node, { lines = 1, onLink = null } = {}) {
   return node.addCustomWidget({
     name: STATUS_WIDGET,
     type: STATUS_WIDGET,
     value: "",
+    link: null,
     serialize: false,              // not in the saved workflow's widgets_values
     options: { serialize: false }, // not in the API prompt
-    draw(ctx, _node, width, y, height) {
+    draw(ctx, _node, width, y) {
       if (!this.value) return;
       ctx.save();
-      ctx.fillStyle = this.color ?? LiteGraph.WIDGET_SECONDARY_TEXT_COLOR ?? "#9ab";
       ctx.font = "12px sans-serif";
+      ctx.fillStyle = this.link ? LINK_COLOR : LiteGraph.WIDGET_SECONDARY_TEXT_COLOR ?? "#9ab";
       ctx.textBaseline = "middle";
-      ctx.fillText(this.value, 15, y + height / 2, width - 30);
+      wrapLines(ctx, this.value, width - 30, lines).forEach((text, i) => {
+        ctx.fillText(text, 15, y + LINE_HEIGHT * (i + 0.5) + 3);
+      });
       ctx.restore();
     },
+    mouse(event, _pos, _node) {
+      if (event.type !== "pointerdown" || !this.link || !onLink) return false;
+      onLink(this.link);
+      return true;
+    },
     computeSize(width) {
-      return [width, 22];
+      return [width, LINE_HEIGHT * lines + 6];
     },
   });
 }
 
-export function setStatusLine(node, text, color = undefined) {
+export function setStatusLine(node, text, { link = null } = {}) {
   const widget = findWidget(node, STATUS_WIDGET);
   if (!widget) return;
   widget.value = text;
-  widget.color = color;
+  widget.link = link;
   node.setDirtyCanvas(true, true);
 }

@@ -6,6 +6,7 @@
 // widgets_values, so rows survive reordering, saving, PNG/API loads and copy/paste.
 import { app } from "../../scripts/app.js";
 import { addButton, chainCallback, fetchJson, findWidget, toastError } from "./common.js";
+import { lastErrorFor } from "./validation.js";
 
 const NODE_TYPE = "PromptMediaLoraChain";
 const ROW_TYPE = "prompt_media_lora_row";
@@ -92,7 +93,8 @@ function makeRowWidget(value) {
       const mid = y + height / 2;
       ctx.save();
       ctx.fillStyle = LiteGraph.WIDGET_BGCOLOR;
-      ctx.strokeStyle = LiteGraph.WIDGET_OUTLINE_COLOR;
+      // the row a refused prompt named (a missing LoRA): red until the next queue
+      ctx.strokeStyle = lastErrorFor(node, this.name) ? "#e33" : LiteGraph.WIDGET_OUTLINE_COLOR;
       ctx.beginPath();
       ctx.roundRect(MARGIN, y, width - 2 * MARGIN, height, height * 0.5);
       ctx.fill();

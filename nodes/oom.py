@@ -30,9 +30,10 @@ def select_jobs(media: PromptMedia, mode: str, run: str, job_index: int, variati
     if run == RUN_ALL:
         return list(jobs)
     if not 0 <= job_index < len(jobs):
-        raise IndexError(f"job_index {job_index} is past the end: {media.source_name} expands to "
-                         f"{len(jobs)} jobs (0..{len(jobs) - 1}). The session is complete; set "
-                         "job_index to 0 to start a new one.")
+        raise IndexError(f"job_index {job_index} is past the last job of {media.source_name} "
+                         f"({len(jobs)} jobs: 0..{len(jobs) - 1}); nothing was generated. Queue "
+                         "session queues the jobs not saved yet (or starts a new session when "
+                         "all are saved); job_index 0 starts a new one.")
     return [jobs[job_index]]
 
 
@@ -86,11 +87,12 @@ class PromptMediaOOM:
         try:
             jobs = select_jobs(prompt_media, mode, run, job_index, variation_seed, seed, max_jobs)
         except IndexError as e:
-            # A clean stop, not an error: nothing downstream runs. ComfyUI reports a blocker's
-            # message once per node that receives it, so only `positive` carries it.
+            # A clean stop, not an error: nothing downstream runs. A blocker's message would be
+            # reported by the node receiving it (a CLIPTextEncode), so the outputs block
+            # silently and the message goes to this node's own status (the editor also toasts it).
             silent = ExecutionBlocker(None)
-            return {"ui": {"text": [str(e)]},
-                    "result": ([ExecutionBlocker(str(e))], [silent], [silent], total)}
+            return {"ui": {"text": [str(e)], "stopped": [True]},
+                    "result": ([silent], [silent], [silent], total)}
         shape = describe(prompt_media, mode, seed).split(" · ", 1)[1]
         where = f"job {jobs[0]['index'] + 1} of {total}" if run == RUN_ONE else f"{total} jobs"
         text = f"{where} · {shape}"

@@ -2,7 +2,7 @@
 
 POST /prompt_media/session  {prompt: <API prompt>, node_id: <OOM node id>}
   -> {total, description, expansion_id, next_index, remaining, last_index, folder,
-      session_folder, first_number}
+      session_folder, first_number, saved, queued, subfolder}
 POST /prompt_media/session  {..., open: true, batch_size: 1}
   opens a new session now (folder and numbers reserved) and answers the same way: what
   run_session.py passes to the saver (session_folder, first_number) on every server
@@ -12,23 +12,39 @@ Registered by nodes/server_hooks.py at package load.
 """
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 import folder_paths
 
 from ..core.errors import PromptMediaError
 from ..core.session import resolve_root
-from ..core.session_lookup import SessionLookupError, open_planned_session, session_request, session_status
+from ..core.session_lookup import (SessionLookupError, open_planned_session, queued_jobs, session_request,
+                                   session_status)
+from .gallery import saved_jobs
 from .loader import load
+
+
+def _queued_prompts() -> list[dict]:
+    """The prompts running and waiting in ComfyUI's queue."""
+    try:
+        from server import PromptServer
+        running, pending = PromptServer.instance.prompt_queue.get_current_queue_volatile()
+    except (ImportError, AttributeError):
+        return []
+    return [item[2] for item in (*running, *pending) if len(item) > 2 and isinstance(item[2], dict)]
 
 
 def session_info(prompt: dict, oom_id: str, open_new: bool = False, batch_size: int = 1) -> dict:
     request = session_request(prompt, oom_id)
     media = load(*request.source)
-    root_dir = resolve_root(folder_paths.get_output_directory(), request.root)
+    output_dir = folder_paths.get_output_directory()
+    root_dir = resolve_root(output_dir, request.root)
     if open_new:
         return open_planned_session(media, request, root_dir, batch_size)
-    return session_status(media, request, root_dir)
+    return session_status(media, request, root_dir, queued=queued_jobs(request, _queued_prompts()),
+                          saved_jobs=saved_jobs, output_dir=output_dir)
 
 
 async def post_session(request: web.Request) -> web.Response:
@@ -37,8 +53,10 @@ async def post_session(request: web.Request) -> web.Response:
         batch_size = body.get("batch_size", 1)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        return web.json_response(session_info(body["prompt"], str(body["node_id"]), body.get("open") is True,
-                                              batch_size))
+        # in a worker thread: counting a big session's saved jobs reads its sidecars once
+        info = await asyncio.get_running_loop().run_in_executor(
+            None, session_info, body["prompt"], str(body["node_id"]), body.get("open") is True, batch_size)
+        return web.json_response(info)
     except (PromptMediaError, SessionLookupError, KeyError, TypeError, ValueError) as e:  # incl. PathError
         return web.json_response({"error": str(e)}, status=400)
     except OSError as e:           # opening a session: the output folder cannot be written

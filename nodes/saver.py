@@ -23,6 +23,7 @@ from ..core.graph_params import file_name_seed, find_sampler_params, resolve
 from ..core.hashing import sha256_bytes, sha256_file
 from ..core.plan import planned_count, planned_image_name
 from ..core.pngmeta import COMPRESS_LEVEL, a1111_parameters, comfy_chunks, encode_png
+from ..core.regenerate import PARENT_KEY, parent_record
 from ..core.session import (
     DEFAULT_ROOT,
     SESSIONS,
@@ -44,6 +45,7 @@ from ..core.sidecar import (
     parse_project_id,
     session_section,
 )
+from .gallery import note_saved
 from .host import CATEGORY, send_event
 
 log = logging.getLogger(__name__)
@@ -267,6 +269,7 @@ class PromptMediaSessionSaver:
         system = system_info()
         started = session.started.strftime(STARTED_FORMAT)
         subfolder = os.path.relpath(folder, output_dir)
+        parent = prompt_media.extra.get(PARENT_KEY) if prompt_media is not None else None
         results, already = [], []
         for batch_index in range(batch_size):
             pixels = _pixels(images[batch_index])
@@ -286,6 +289,10 @@ class PromptMediaSessionSaver:
                 continue
             png_chunks = None if args.disable_metadata else chunks + [("parameters", a1111_parameters(params))]
             data = encode_png(pixels, png_chunks, COMPRESS_LEVEL)
+            lineage = {}          # a regenerated or varied image names its parent
+            if parent is not None:
+                record = parent_record(parent, output_dir, lambda p, px=pixels: _same_pixels(p, px))
+                lineage = {PARENT_KEY: record} if record else {}
             # the sidecar's publication just below fsyncs the folder for both new names
             if not publish_image(folder, name, data, sync_dir=False):
                 # an earlier attempt published this image and stopped before its sidecar
@@ -306,19 +313,23 @@ class PromptMediaSessionSaver:
                             "subfolder": subfolder.replace(os.sep, "/")},
                     parameters_source=parameters_source_section(graph, resolved, lora_note, seed_note),
                     oom=oom_section(job), session=session_section(started, folder, job, session.first),
-                    image_sha256=sha256_bytes(data), system=system)
+                    image_sha256=sha256_bytes(data), system=system, **lineage)
             except FileExistsError:
                 # another server saved this same job at the same moment (a retry racing the original)
                 if not _saved_before(session, folder, name, job_index, batch_index):
                     raise
                 already.append(name)
             log.info("[Prompt Media] saved %s", path)
+            note_saved(folder)
+            send_event("saved", {"folder": subfolder.replace(os.sep, "/"), "filename": name,
+                                 "index": job_index, "total": total,
+                                 "expansion_id": job.get("expansion_id"), "node": unique_id})
             results.append(result)
             session.saved(job_index, batch_index)
 
         save_session(session, durable=False)     # progress only; the folder was recorded durably
-        if compose != "none" and job_index == total - 1:
-            _compose(folder, compose, unique_id)
+        if job_index == total - 1:
+            _finish(folder, subfolder.replace(os.sep, "/"), compose, unique_id)
         # session progress on the node, after this job is safely on disk (it is a cancel point)
         ProgressBar(max(total, 1)).update_absolute(job_index + 1)
         return {"ui": {"images": results, "already_saved": already}}
@@ -328,18 +339,23 @@ def _has_chain(stage) -> bool:
     return any("stack_node" in lora for lora in stage.loras)
 
 
-def _compose(folder: str, compose: str, node_id) -> None:
-    """The contact sheet / animation hook: runs after every image and sidecar is on disk; a
-    failure is a warning in the log and a toast in the editor, never an error (saving is done)."""
-    try:
+def _finish(folder: str, relative: str, compose: str, node_id) -> None:
+    """The session's end, after every image and sidecar is on disk: its index.html, and the
+    contact sheet / animation. A failure is a warning in the log and a toast in the editor,
+    never an error (saving is done)."""
+    from ..core.session_page import write_session_page
+    steps = [("writing index.html", lambda: write_session_page(folder, relative))]
+    if compose != "none":
         from ..core.contact_sheet import compose_session
-        made = compose_session(folder, sheet=compose in ("sheet", "both"),
-                               animation=compose in ("animation", "both"))
-        log.info("[Prompt Media] composed %s: %s", folder, made.summary())
-    except Exception as e:
-        message = f"composing the session failed (images are saved): {e}"
-        log.warning("[Prompt Media] %s: %s", folder, message)
-        send_event("warning", {"node": node_id, "message": f"{folder}: {message}"})   # a toast
+        steps.append(("composing the session", lambda: compose_session(
+            folder, sheet=compose in ("sheet", "both"), animation=compose in ("animation", "both")).summary()))
+    for what, step in steps:
+        try:
+            log.info("[Prompt Media] %s: %s", folder, step())
+        except Exception as e:
+            message = f"{what} failed (images are saved): {e}"
+            log.warning("[Prompt Media] %s: %s", folder, message)
+            send_event("warning", {"node": node_id, "message": f"{folder}: {message}"})   # a toast
 
 
 NODE_CLASS_MAPPINGS = {"PromptMediaSessionSaver": PromptMediaSessionSaver}

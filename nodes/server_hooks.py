@@ -3,6 +3,7 @@
 Node modules themselves have no import-time side effects."""
 from __future__ import annotations
 
+from . import gallery
 from .host import register_prompt_media_folder
 from .loader import mark_model_folders
 from .lora_chain import check_yaml_loras
@@ -20,4 +21,5 @@ def install() -> None:
         return
     add_routes(server.routes)
     server.add_on_prompt_handler(mark_model_folders)
+    gallery.add_routes(server.routes)
     server.add_on_prompt_handler(check_yaml_loras)

@@ -6,7 +6,10 @@ workflows/api/, through ComfyUI's real front end, so the two never drift apart b
     python scripts/make_ui_workflow.py --url http://127.0.0.1:8188 [NAME ...]
 
 Each template gets its nodes laid out in columns and a Note node saying what to pick (the Note
-is a front-end node: it is in the UI workflow, never in the API prompt). Needs a running ComfyUI
+is a front-end node: it is in the UI workflow, never in the API prompt). The columns leave room
+above every node for the toolbox the front end floats over a selected node (so it never covers a
+button such as Queue session), and no view is stored: the front end fits the graph to the window
+when a template opens. Needs a running ComfyUI
 with this extension and the `playwright` package with Debian's chromium (see docs/testing.md).
 The browser tests (test_session_workflow_ui.py, test_templates_ui.py) check the result stays in
 sync: each UI workflow, loaded in the front end, queues exactly its API workflow.
@@ -22,7 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 API_DIR = REPO / "workflows" / "api"
 UI_DIR = REPO / "workflows"
-COLUMN_WIDTH, ROW_GAP = 420, 40
+# ROW_GAP: a selected node's toolbox floats ~60 px above its title at zoom 1 (more when fitted)
+COLUMN_WIDTH, ROW_GAP = 420, 130
 THUMBNAIL_SIZE = (800, 520)           # the template browser shows it as a card
 # the canvas as the thumbnail shows it: no minimap, stats or zoom menu; node text at any zoom
 THUMBNAIL_SETTINGS = {"Comfy.Minimap.Visible": False, "Comfy.Graph.CanvasInfo": False,
@@ -96,7 +100,9 @@ LAYOUT_JS = """async ([api, name, layout, note, colWidth, gap]) => {
     app.graph.add(memo);
     app.canvas.ds.scale = 1;
     app.graph.setDirtyCanvas(true, true);
-    return JSON.parse(JSON.stringify(app.graph.serialize()));
+    const workflow = JSON.parse(JSON.stringify(app.graph.serialize()));
+    delete workflow.extra.ds;            // no stored view: the front end fits it when it opens
+    return workflow;
 }"""
 
 # the whole graph in view, for the thumbnail

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from ..atomic import replace_bytes
+from ..session import folder_title
 from .plan import (
     DEFAULT_BORDER,
     DEFAULT_CELL_SIZE,
@@ -93,11 +94,7 @@ def _formats(value: str | Sequence[str], known: dict[str, str], what: str) -> li
 
 def session_header(folder: str, images: Sequence[SessionImage]) -> str:
     """'2025-10-12 14:30 · prompt.yaml · 72 images' for a YYYY/MM/DD/HHMM session folder."""
-    parts = os.path.normpath(os.path.abspath(folder)).split(os.sep)[-4:]
-    if len(parts) == 4 and re.fullmatch(r"\d{4}/\d{2}/\d{2}/\d{4}", "/".join(parts)):
-        where = f"{parts[0]}-{parts[1]}-{parts[2]} {parts[3][:2]}:{parts[3][2:]}"
-    else:
-        where = parts[-1]
+    where = folder_title(os.path.abspath(folder))
     sources = list(dict.fromkeys(im.source_name for im in images if im.source_name))
     return SEPARATOR.join([where] + sources[:3] + [f"{len(images)} images"])
 

@@ -90,7 +90,7 @@ class _Group:
     source_name: str
 
 
-def _groups(images: Sequence[SessionImage], notes: list[str]) -> list[_Group]:
+def grid_groups(images: Sequence[SessionImage], notes: list[str]) -> list[_Group]:
     """One group per (expansion, seed_index) in order of first appearance; within a group the
     newest image (highest task_id) wins a grid position that was generated twice."""
     groups: dict[tuple[str, int], _Group] = {}
@@ -109,7 +109,7 @@ def _groups(images: Sequence[SessionImage], notes: list[str]) -> list[_Group]:
     return list(groups.values())
 
 
-def _column_labels(g: _Group) -> tuple[list[str], list[str]]:
+def column_labels(g: _Group) -> tuple[list[str], list[str]]:
     """(label per column, names whose value changes inside a column). Columns are labelled with
     the values that are constant down a column and differ between columns; values that change
     within a column (random draws, cycle mode) go under each cell instead."""
@@ -140,7 +140,7 @@ def plan_sheet(images: Sequence[SessionImage], *, cell_size: int = DEFAULT_CELL_
     lh = line_height(font)
     title_font = load_font(title_size(font_size))
     title_lh = line_height(title_font)
-    groups = _groups(images, notes)
+    groups = grid_groups(images, notes)
     several_sources = len({g.key[0] for g in groups}) > 1
 
     cell_w, cell_h = fit_box(dominant_size(images), cell_size)
@@ -178,7 +178,7 @@ def plan_sheet(images: Sequence[SessionImage], *, cell_size: int = DEFAULT_CELL_
         y += label_h + border
 
     for g in groups:
-        labels, in_cell = _column_labels(g)
+        labels, in_cell = column_labels(g)
         rows = sorted({p for p, _ in g.images})
         base_prompts = {p: im.base_prompt for (p, _), im in sorted(g.images.items(), reverse=True)}
         seed_text = f"seed {g.seed}" if g.seed is not None else f"seed #{g.key[1] + 1}"

@@ -32,6 +32,9 @@ class SessionImage:
     variation_values: dict
     expansion_id: str
     source_name: str
+    job_index: int | None = None        # the job's index and the session's job count (oom)
+    total: int | None = None
+    loras: tuple[str, ...] = ()         # the LoRA file names applied (the gallery filters on them)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class Skipped:
         return f"{self.name}: {self.reason}"
 
 
-def _session_image(sidecar: Sidecar, name: str, size: tuple[int, int]) -> SessionImage:
+def session_image(sidecar: Sidecar, name: str, size: tuple[int, int]) -> SessionImage:
     """The sidecar's place in the grid; GenerationParamsError naming the field when it has none."""
     oom = sidecar.oom
     if oom is None:
@@ -58,7 +61,8 @@ def _session_image(sidecar: Sidecar, name: str, size: tuple[int, int]) -> Sessio
         path=sidecar.image_path, name=name, size=size, task_id=sidecar.count, seed=sidecar.seed,
         **place, variations_per_prompt=max(oom.variations_per_prompt or 1, place["variation_index"] + 1),
         base_prompt=oom.base_prompt or sidecar.prompt, variation_values=oom.variation_values,
-        expansion_id=oom.expansion_id, source_name=sidecar.source_name,
+        expansion_id=oom.expansion_id, source_name=sidecar.source_name, job_index=oom.index,
+        total=oom.total, loras=tuple(lora.name for lora in sidecar.loras),
     )
 
 
@@ -95,7 +99,7 @@ def scan_session(folder: str) -> tuple[list[SessionImage], list[Skipped]]:
             skipped.append(Skipped(name, f"cannot read the image ({e})"))
             continue
         try:
-            images.append(_session_image(sidecar, name, size))
+            images.append(session_image(sidecar, name, size))
         except GenerationParamsError as e:
             skipped.append(Skipped(name, f"{stem}.json: {e.message}"))
     images.sort(key=lambda im: (im.task_id, im.name))

@@ -237,3 +237,34 @@ def test_the_docs_picture_of_a_chain_draws(front, tmp_path):
     with Image.open(out) as im:
         assert im.width > 400 and im.height > 150, im.size
         assert len(im.convert("RGB").getcolors(1 << 20) or ()) > 50      # text and widgets drawn
+
+
+def test_the_lora_picker_filters_as_you_type_without_triggering_shortcuts(front, comfy_server):
+    """Longer lists get the front end's own filter box (the one combo menus have): typing narrows
+    the list, Enter picks, and the keys never reach the global shortcuts."""
+    extra = comfy_server.base / "models" / "loras" / "filter_test"
+    extra.mkdir(parents=True, exist_ok=True)
+    source = comfy_server.base / "models" / "loras" / LORAS[0]
+    for name in ("alpha_style", "beta_style", "gamma_detail"):
+        (extra / f"{name}.safetensors").symlink_to(source.resolve())
+    try:
+        node_id = front.add_node(NODE)
+        front.click_widget(node_id, ADD)
+        click_row(front, node_id, "lora_1", "name")
+        box = front.page.locator(".litecontextmenu .comfy-context-menu-filter")
+        box.wait_for()
+        assert box.evaluate("e => e === document.activeElement")
+        sidebar = front.js("() => app.extensionManager.sidebarTab.activeSidebarTabId")
+        front.page.keyboard.type("wq")                  # "w", "q": shortcuts for sidebar tabs elsewhere
+        assert front.js("() => app.extensionManager.sidebarTab.activeSidebarTabId") == sidebar
+        box.fill("")
+        front.page.keyboard.type("sty")
+        visible = front.page.locator(".litecontextmenu .litemenu-entry:visible").all_inner_texts()
+        assert visible == ["filter_test/alpha_style.safetensors", "filter_test/beta_style.safetensors"]
+        front.page.keyboard.press("Enter")
+        front.page.locator(".litecontextmenu").wait_for(state="detached")
+        assert rows(front, node_id)[0][1]["lora"] == "filter_test/alpha_style.safetensors"
+    finally:
+        for f in extra.iterdir():
+            f.unlink()
+        extra.rmdir()

@@ -67,7 +67,8 @@ def check_session_folder(folder: Path, before: dict[str, str] | None = None) -> 
             continue
         m = NUMBERED.match(p.name)
         if not m:
-            assert p.suffix in (".yaml", ".yml"), f"unexpected file {p}"
+            # the prompt file's copy; the session page, rewritten whole at each session's end
+            assert p.suffix in (".yaml", ".yml") or p.name == "index.html", f"unexpected file {p}"
             continue
         files[p.name] = sha(p)
         if m.group(3) == "png":

@@ -71,7 +71,9 @@ def test_index_past_the_end_stops_cleanly_without_images(comfy):
     root = f"{comfy.prefix}/images"
     result = comfy.run(session_prompt(file, root, job_index=12))
     assert result.status == "success" and result.error is None
-    assert len(result.blocked) == 1 and "job_index 12 is past the end" in result.blocked[0] and "12 jobs" in result.blocked[0]
+    assert result.blocked == []
+    (stopped,) = result.ui_text(oom_id(session_prompt(file, root)))
+    assert "job_index 12 is past the last job" in stopped and "12 jobs" in stopped
     assert session_images(comfy.server.output_dir, root) == []
 
 

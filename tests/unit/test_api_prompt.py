@@ -122,3 +122,36 @@ def test_links_from_name_the_input_and_filter_by_output():
     assert [(c, n) for c, n, _ in links_from(PROMPT, "3")] == [("5", "seed"), ("6", "job")]
     assert [(c, n) for c, n, _ in links_from(PROMPT, "3", 2)] == [("6", "job")]
     assert links_from(PROMPT, "3", 7) == [] and links_from(None, "3") == []
+
+
+def test_queue_session_continues_after_saved_and_queued_jobs(tmp_path):
+    """Queue session never queues a job twice: jobs in ComfyUI's queue and jobs with an image
+    count as done; a session whose last jobs are all queued has nothing left to queue."""
+    from datetime import datetime
+
+    from prompt_media_pkg.core.session_lookup import queued_jobs
+    media = load_prompt_media("prompts: [a, b, c]\nseeds: [1, 2]\n", "a.yaml")
+    request = session_request(PROMPT, "3")
+    exp = session_status(media, request, str(tmp_path))["expansion_id"]
+    folder = tmp_path / "2026" / "01" / "01" / "1200"
+    folder.mkdir(parents=True)
+    save_session(Session(exp, str(tmp_path), str(folder), datetime(2026, 1, 1, 12), 1, 2))
+
+    def queued_prompt(index, **oom_changes):
+        p = copy.deepcopy(PROMPT)
+        p["3"]["inputs"].update(job_index=index, **oom_changes)
+        return p
+    queue = [queued_prompt(2), queued_prompt(3), queued_prompt(4, seed=99),      # another session
+             {"1": {"class_type": "KSampler", "inputs": {}}}]
+    assert queued_jobs(request, queue) == {2, 3}
+    saved = {0, 1}
+    status = session_status(media, request, str(tmp_path), queued={2, 3}, output_dir=str(tmp_path),
+                            saved_jobs=lambda f, e: saved if (f, e) == (str(folder), exp) else set())
+    assert (status["saved"], status["queued"], status["next_index"], status["remaining"]) == (2, 2, 4, 2)
+    assert status["subfolder"] == "2026/01/01/1200"
+    status = session_status(media, request, str(tmp_path), queued={2, 3, 4, 5}, saved_jobs=lambda f, e: saved)
+    assert (status["next_index"], status["remaining"]) == (6, 0)                 # all left are queued
+    status = session_status(media, request, str(tmp_path), saved_jobs=lambda f, e: {0, 1, 2, 3})
+    assert (status["saved"], status["next_index"], status["remaining"]) == (4, 4, 2)   # interrupted: resume
+    status = session_status(media, request, str(tmp_path), saved_jobs=lambda f, e: set(range(6)))
+    assert (status["next_index"], status["remaining"]) == (0, 6)                 # finished: a new session
