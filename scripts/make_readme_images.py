@@ -18,6 +18,11 @@ docs/img/session_sheet.jpg
 docs/img/lora_chain.png
     a checkpoint feeding a LoRA Chain of three rows, one switched off, drawn through the mouse
     as tests/browser/test_lora_chain_ui.py does (the server needs the project's test LoRAs).
+docs/img/gallery_tab.png, docs/img/session_page.png
+    the "Prompt Media" sidebar tab on a real session (the same small quickstart session as the
+    sheet, run into its own root) with one image's parameters, and that session's index.html,
+    copied out through /view and opened from disk with no network; both drawn as
+    tests/browser/test_gallery_ui.py draws them.
 docs/img/icon.png
     the registry icon (pyproject.toml [tool.comfy] Icon), drawn with Pillow.
 
@@ -141,7 +146,9 @@ def make_lora_chain_screenshot(url: str, out: Path) -> None:
         save_small((Path(tmp) / "lora_chain.png").read_bytes(), out)
 
 
-def make_session_sheet(url: str, checkpoint: str, out: Path) -> None:
+def run_quickstart(url: str, checkpoint: str, root: str) -> tuple[str, list[str]]:
+    """The quickstart session, small (128x128, 4 steps), run with run_session.py into ``root``:
+    (its folder inside the output directory, its image names)."""
     from shrink import shrink
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,16 +156,52 @@ def make_session_sheet(url: str, checkpoint: str, out: Path) -> None:
         small.write_text(shrink(QUICKSTART.read_text(encoding="utf-8"), width=128, height=128, steps=4),
                          encoding="utf-8")
         run = subprocess.run([sys.executable, str(REPO / "run_session.py"), str(small), "--server", url,
-                              "--checkpoint", checkpoint, "--root", "readme/images", "--compose", "sheet"],
+                              "--checkpoint", checkpoint, "--root", root, "--compose", "sheet"],
                              capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"run_session.py failed (exit {run.returncode}):\n{run.stderr}")
-    images = [line for line in run.stdout.splitlines() if line.endswith(".png")]
-    subfolder = str(Path(images[-1]).parent)
-    query = urllib.parse.urlencode({"filename": "contact_sheet.jpg", "subfolder": subfolder, "type": "output"})
-    with urllib.request.urlopen(f"{url}/view?{query}", timeout=60) as r:
-        save_small(r.read(), out)
+    images = [Path(line.strip()) for line in run.stdout.splitlines() if line.strip().endswith(".png")]
+    subfolder = "/".join([root, *images[-1].parent.parts[-4:]])     # the CLI prints full paths
     print(f"{len(images)} images in output/{subfolder}")
+    return subfolder, [p.name for p in images]
+
+
+def view(url: str, subfolder: str, name: str) -> bytes:
+    query = urllib.parse.urlencode({"filename": name, "subfolder": subfolder, "type": "output"})
+    with urllib.request.urlopen(f"{url}/view?{query}", timeout=60) as r:
+        return r.read()
+
+
+def make_session_sheet(url: str, checkpoint: str, out: Path) -> None:
+    subfolder, _names = run_quickstart(url, checkpoint, "readme/images")
+    save_small(view(url, subfolder, "contact_sheet.jpg"), out)
+
+
+def make_gallery_pictures(url: str, checkpoint: str, tab_out: Path, page_out: Path) -> None:
+    from frontend import SETTINGS, FrontEnd, http_json, launch_browser
+    from playwright.sync_api import sync_playwright
+
+    _register_package()
+    from test_gallery_ui import draw_gallery_tab, draw_session_page
+
+    subfolder, names = run_quickstart(url, checkpoint, "readme/gallery")
+    http_json(url, "/api/settings", SETTINGS, "POST")
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "session"                   # the folder as a user would unpack it
+        copy.mkdir()
+        for name in ["index.html", *names]:
+            (copy / name).write_bytes(view(url, subfolder, name))
+        browser = launch_browser(pw)
+        front = FrontEnd(browser, url)
+        draw_gallery_tab(front, subfolder, names[1], Path(tmp) / "tab.png")
+        errors = list(front.errors)
+        front.close()
+        draw_session_page(browser, copy / "index.html", names[1], Path(tmp) / "page.png")
+        browser.close()
+        if errors:
+            raise SystemExit("the front end reported errors:\n" + "\n".join(errors))
+        save_small((Path(tmp) / "tab.png").read_bytes(), tab_out)
+        save_small((Path(tmp) / "page.png").read_bytes(), page_out)
 
 
 def make_icon(out: Path) -> None:
@@ -211,10 +254,10 @@ def main() -> int:
     parser.add_argument("--url", help="a running ComfyUI with this extension (workflow, sheet)")
     parser.add_argument("--checkpoint", default="tiny_sd15.ckpt", help="checkpoint for the session (sheet)")
     parser.add_argument("--lora", help="LoRA for the chain row in the screenshot (default: the first listed)")
-    parser.add_argument("--only", nargs="+", choices=("workflow", "lora_chain", "sheet", "icon"),
-                        default=["workflow", "lora_chain", "sheet", "icon"])
+    parser.add_argument("--only", nargs="+", choices=("workflow", "lora_chain", "sheet", "gallery", "icon"),
+                        default=["workflow", "lora_chain", "sheet", "gallery", "icon"])
     args = parser.parse_args()
-    if {"workflow", "lora_chain", "sheet"} & set(args.only) and not args.url:
+    if {"workflow", "lora_chain", "sheet", "gallery"} & set(args.only) and not args.url:
         parser.error("--url is needed for the screenshots and the session sheet")
     url = (args.url or "").rstrip("/")
     if "icon" in args.only:
@@ -225,6 +268,8 @@ def main() -> int:
         make_lora_chain_screenshot(url, IMG / "lora_chain.png")
     if "sheet" in args.only:
         make_session_sheet(url, args.checkpoint, IMG / "session_sheet.jpg")
+    if "gallery" in args.only:
+        make_gallery_pictures(url, args.checkpoint, IMG / "gallery_tab.png", IMG / "session_page.png")
     return 0
 
 
