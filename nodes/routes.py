@@ -20,8 +20,7 @@ import folder_paths
 
 from ..core.errors import PromptMediaError
 from ..core.session import resolve_root
-from ..core.session_lookup import (SessionLookupError, open_planned_session, queued_jobs, session_request,
-                                   session_status)
+from ..core.session_lookup import SessionLookupError, open_planned_session, queued_jobs, session_request, session_status
 from .gallery import saved_jobs
 from .loader import load
 
