@@ -28,7 +28,7 @@ LOADER_SOURCE_INPUTS = ("file", "yaml_text", "preset")
 # links keep their indexes.
 LOADER_OUTPUTS = ("prompt_media", "lora_stack", "negative", "steps", "cfg", "width", "height",
                   "sampler_name", "scheduler", "denoise", "summary", "guidance", "model_name")
-OOM_OUTPUTS = ("positive", "seed", "job", "job_count")
+OOM_OUTPUTS = ("positive", "seed", "job", "job_count", "lora_stack")
 # Outputs that carry one of the job's values (same name as the job key): a sampler input linked
 # to one of them used exactly the job's value.
 JOB_VALUE_KEYS = frozenset({"positive", "seed", "negative", "steps", "cfg", "width", "height",

@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from .errors import PromptMediaError
+from .lora_names import job_lora_set
+from .lora_tags import LoraTag, split_lora_tags
 from .schema import PromptMedia, Variation
 
 MODES = ("product", "cycle")
@@ -21,27 +23,50 @@ _SPACES = re.compile(r"\s+")
 
 def compose_prompt(*parts: str) -> str:
     """Join parts with ", ", then split on commas, normalise whitespace and drop empty and
-    repeated parts (first occurrence wins, exact match)."""
+    repeated parts (first occurrence wins, exact match). ``<lora:...>`` tags are removed (the
+    LoRA Chain applies them)."""
     return _compose(parts, {})
 
 
-def _pieces(part: str) -> tuple[str, ...]:
-    """A part's comma-separated pieces, whitespace-normalised, empty ones dropped. Splitting the
-    joined text equals splitting each part (the ", " joiner only adds a space that is stripped)."""
-    pieces = (_SPACES.sub(" ", chunk).strip() for chunk in part.split(","))
-    return tuple(p for p in pieces if p)
+def _split(part: str) -> tuple[tuple[str, ...], tuple[LoraTag, ...]]:
+    """A part's comma-separated pieces (tags removed, whitespace-normalised, empty ones
+    dropped) and its tags. Splitting the joined text equals splitting each part (the ", "
+    joiner only adds a space that is stripped)."""
+    text, tags = split_lora_tags(part) if "<" in part else (part, ())
+    pieces = (_SPACES.sub(" ", chunk).strip() for chunk in text.split(","))
+    return tuple(p for p in pieces if p), tags
 
 
-def _compose(parts, memo: dict[str, tuple[str, ...]]) -> str:
+def _compose(parts, memo: dict) -> str:
     """compose_prompt with each distinct part split once per ``memo`` (one expansion), not per job."""
     seen: dict[str, None] = {}
     for part in parts:
-        pieces = memo.get(part)
-        if pieces is None:
-            pieces = memo[part] = _pieces(part)
-        for piece in pieces:
+        split = memo.get(part)
+        if split is None:
+            split = memo[part] = _split(part)
+        for piece in split[0]:
             seen.setdefault(piece)
     return ", ".join(seen)
+
+
+def _tags_of(parts, memo: dict) -> tuple[LoraTag, ...]:
+    """The tags of ``parts`` in order of appearance (parts were split by _compose already)."""
+    return tuple(tag for part in parts for tag in memo[part][1])
+
+
+def _missing_words(words, text: str) -> list[str]:
+    """``words`` (each once, compared in any case) that ``text`` does not hold yet as whole words."""
+    lower = text.lower()
+    out, seen = [], set()
+    for word in words:
+        w = _SPACES.sub(" ", word).strip()
+        key = w.lower()
+        if not w or key in seen:
+            continue
+        seen.add(key)
+        if not re.search(r"(?<!\w)" + re.escape(key) + r"(?!\w)", lower):
+            out.append(w)
+    return out
 
 
 def _sequential(media: PromptMedia) -> list[Variation]:
@@ -99,7 +124,16 @@ class _Bag:
 
 
 def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0,
-              fallback_seed: int = 0, max_jobs: int = DEFAULT_MAX_JOBS) -> Iterator[dict]:
+              fallback_seed: int = 0, max_jobs: int = DEFAULT_MAX_JOBS,
+              trigger_words: Mapping[str, Sequence[str]] | Iterable = (),
+              extra_trigger_words: Sequence[str] = ()) -> Iterator[dict]:
+    """The jobs, in order. Each job's ``loras`` is its LoRA set: the file's ``loras:`` list, then
+    the ``<lora:...>`` tags of its prefix, prompt and variation values in order of appearance,
+    each LoRA once, at its first mention (``lora_notes`` say what was skipped).
+    ``trigger_words`` maps a LoRA name as written to the words to put into the prompt of every
+    job using it, and
+    ``extra_trigger_words`` go into every job; each word once, after the prefix, and only when
+    the prompt does not hold it already."""
     total = count_jobs(media, mode, fallback_seed)
     if total > max_jobs:
         raise PromptMediaError(
@@ -125,7 +159,12 @@ def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0
     guidance, model_name = s.guidance, s.model or None
     prefix, negative, source, sha, preset = media.prefix, media.negative, media.source_name, media.sha256, media.preset
     exp_id = expansion_id(media, mode, variation_seed, fallback_seed)
-    memo: dict[str, tuple[str, ...]] = {}      # part -> its pieces, for this expansion only
+    memo: dict = {}      # part -> (its pieces, its tags), for this expansion only
+    file_loras = [dict(spec.as_dict(), source="file") for spec in media.loras]
+    sets: dict[tuple, tuple[list[dict], list[str]]] = {(): job_lora_set(file_loras, ())}   # by tags
+    has_tags = bool(media.lora_tags)
+    loras, lora_notes = sets[()]
+    words_of = dict(trigger_words)
     index = 0
     for seed_index, seed in enumerate(seeds):
         for prompt_index, base in enumerate(media.prompts):
@@ -138,14 +177,29 @@ def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0
                     chosen[v.name] = bags[(prompt_index, v.name)].draw()
                 if static_values:
                     chosen.update(static_values)
+                values = [chosen[n] for n in order]
+                parts = (prefix, base, *values)
+                positive = _compose(parts, memo)
+                if has_tags:
+                    tags = _tags_of(parts, memo)
+                    lora_set = sets.get(tags)
+                    if lora_set is None:
+                        lora_set = sets[tags] = job_lora_set(file_loras, tags)
+                    loras, lora_notes = lora_set
+                if words_of or extra_trigger_words:
+                    words = [w for lora in loras for w in words_of.get(lora["name"], ())]
+                    added = _missing_words([*words, *extra_trigger_words], positive)
+                    if added:
+                        positive = _compose((prefix, *added, base, *values), memo)
                 yield {
                     "index": index, "total": total,
                     "seed_index": seed_index, "prompt_index": prompt_index,
                     "variation_index": variation_index, "variations_per_prompt": per_prompt,
                     "seed": seed, "base_prompt": base,
-                    "positive": _compose((prefix, base, *[chosen[n] for n in order]), memo),
+                    "positive": positive,
                     "negative": negative,
-                    "variation_values": {n: chosen[n] for n in order},
+                    "variation_values": dict(zip(order, values)),
+                    "loras": loras, "lora_notes": lora_notes,
                     "steps": steps, "cfg": cfg, "width": width, "height": height,
                     "sampler_name": sampler_name, "scheduler": scheduler, "denoise": denoise,
                     "guidance": guidance, "model_name": model_name, "mode": mode, "variation_seed": variation_seed,
@@ -156,8 +210,8 @@ def iter_jobs(media: PromptMedia, mode: str = "product", variation_seed: int = 0
 
 
 def expand(media: PromptMedia, mode: str = "product", variation_seed: int = 0,
-           fallback_seed: int = 0, max_jobs: int = DEFAULT_MAX_JOBS) -> list[dict]:
-    return list(iter_jobs(media, mode, variation_seed, fallback_seed, max_jobs))
+           fallback_seed: int = 0, max_jobs: int = DEFAULT_MAX_JOBS, **trigger_words) -> list[dict]:
+    return list(iter_jobs(media, mode, variation_seed, fallback_seed, max_jobs, **trigger_words))
 
 
 def _count_text(n: int) -> str:

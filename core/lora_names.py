@@ -18,10 +18,13 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from .errors import PromptMediaError
+
+if TYPE_CHECKING:
+    from .schema import PromptMedia
 
 # preference order for step 2; the host's own list (folder_paths.supported_pt_extensions) has no order
 LORA_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl")
@@ -54,6 +57,8 @@ class LoraStep:
     strength_model: float
     strength_clip: float
     origin: str            # where it came from, for errors: "lora_stack[0]", "lora_2"
+    source: str = ""       # what named it, for notes: "loras: entry", "tag <lora:x:1>", "row lora_2"
+    notes: tuple[str, ...] = ()   # later mentions of the same file, skipped
 
 
 def _norm(name: str) -> str:
@@ -73,6 +78,35 @@ def _suffixes(path: str) -> set[str]:
     parts = path.lower().split("/")
     tails = {"/".join(parts[i:]) for i in range(len(parts))}
     return tails | {_strip_extension(t) for t in tails}
+
+
+def same_lora_key(name: str) -> str:
+    """A key equal for names that surely mean the same file before resolving them against the
+    installed list: '\\' or '/', case and a LoRA extension do not matter."""
+    return _strip_extension(_norm(name)).lower()
+
+
+def job_lora_set(file_loras: Sequence[dict], tags: Iterable) -> tuple[list[dict], list[str]]:
+    """A job's LoRA set and notes: the file's ``loras:`` entries, then its tags (LoraTag) in order
+    of appearance, each LoRA once, at its first mention with the strengths given there (so a
+    ``loras:`` entry wins over a tag for the same LoRA, as the original tool applied the list).
+    Entries are LORA_STACK dicts; a note says what each skipped tag asked for."""
+    out = list(file_loras)
+    first: dict[str, dict] = {}
+    for entry in out:                    # a file naming one LoRA twice: the chain applies it once
+        first.setdefault(same_lora_key(entry["name"]), entry)
+    notes = []
+    for tag in tags:
+        key = same_lora_key(tag.name)
+        kept = first.get(key)
+        if kept is None:
+            first[key] = tag.stack_entry()
+            out.append(first[key])
+            continue
+        by = "the file's loras: entry" if kept.get("source") == "file" else f"the tag {kept.get('tag')}"
+        notes.append(f"{tag.text} names {tag.name}, which {by} applies already: applied once, with "
+                     f"{kept['strength_model']:g}/{kept['strength_clip']:g}")
+    return out, notes
 
 
 def closest_names(name: str, available: Iterable[str], n: int = MAX_SUGGESTIONS) -> list[str]:
@@ -178,7 +212,7 @@ def parse_row(key: str, row: Any, strength_mode: str = "shared") -> LoraStep | N
         sm = sc = pick("strength", "strength_model")
     else:
         sm, sc = pick("strength_model", "strength"), pick("strength_clip", "strength")
-    return LoraStep(name or "", sm, sc, key)
+    return LoraStep(name or "", sm, sc, key, f"row {key}")
 
 
 def parse_rows(rows: Mapping[str, Any], strength_mode: str = "shared") -> list[LoraStep]:
@@ -225,8 +259,22 @@ def normalize_lora_stack(stack: Any) -> list[LoraStep]:
             raise PromptMediaError(f"missing LoRA name in {entry!r}", source=CHAIN_SOURCE, field=field)
         sm = 1.0 if sm is None else _strength(sm, f"{field}.strength_model")
         sc = 1.0 if sc is None else _strength(sc, f"{field}.strength_clip")
-        steps.append(LoraStep(name.strip(), sm, sc, field))
+        steps.append(LoraStep(name.strip(), sm, sc, field, _stack_source(entry, field)))
     return steps
+
+
+def _stack_source(entry: Any, field: str) -> str:
+    """How a LORA_STACK entry is described in notes (the job's stack says file or tag)."""
+    if isinstance(entry, Mapping):
+        if entry.get("source") == "tag" and isinstance(entry.get("tag"), str):
+            return f"tag {entry['tag']}"
+        if entry.get("source") == "file":
+            return "loras: entry"
+    return field
+
+
+def _strengths(step: LoraStep) -> str:
+    return f"{step.strength_model:g}/{step.strength_clip:g}"
 
 
 def plan_chain(lora_stack: Any, rows: Mapping[str, Any], strength_mode: str, available: Sequence[str],
@@ -234,18 +282,76 @@ def plan_chain(lora_stack: Any, rows: Mapping[str, Any], strength_mode: str, ava
     """What the chain applies, in order: stack entries, then rows; names resolved; no-op steps dropped.
 
     A step is a no-op when both strengths are 0 (only the model strength counts without a CLIP;
-    the CLIP strength of such a step is reported as 0 since nothing was applied to a CLIP)."""
-    planned = []
+    the CLIP strength of such a step is reported as 0 since nothing was applied to a CLIP).
+    A file is applied once, at its first place with its strengths there (so a ``loras:`` entry
+    wins over a ``<lora:...>`` tag for the same file, as the original tool applied the list);
+    each later mention is skipped and described in the kept step's ``notes``."""
+    planned: dict[str, LoraStep] = {}
     for step in normalize_lora_stack(lora_stack) + parse_rows(rows, strength_mode):
         sc = step.strength_clip if has_clip else 0.0
         if step.strength_model == 0 and sc == 0:
             continue
         name = resolve_lora_name(step.name, available, field=step.origin)
-        planned.append(LoraStep(name, step.strength_model, sc, step.origin))
-    return planned
+        step = replace(step, name=name, strength_clip=sc)
+        first = planned.get(name)
+        if first is None:
+            planned[name] = step
+            continue
+        note = (f"{name}: {step.source or step.origin} ({_strengths(step)}) names a LoRA that "
+                f"{first.source or first.origin} already applies: applied once, with {_strengths(first)}")
+        planned[name] = replace(first, notes=first.notes + (note,))
+    return list(planned.values())
 
 
 def stack_entry(step: LoraStep, sha256: str | None) -> dict:
-    """The LORA_STACK dict the chain outputs for an applied step (the contract's chain shape)."""
-    return {"name": step.name, "strength_model": step.strength_model,
-            "strength_clip": step.strength_clip, "sha256": sha256}
+    """The LORA_STACK dict the chain outputs for an applied step (the contract's chain shape);
+    ``notes`` only when later mentions of the file were skipped."""
+    entry = {"name": step.name, "strength_model": step.strength_model,
+             "strength_clip": step.strength_clip, "sha256": sha256}
+    if step.notes:
+        entry["notes"] = list(step.notes)
+    return entry
+
+
+def _named_in_file(media: PromptMedia):
+    """(what, LoRA name as written, strengths, Position) of every ``loras:`` entry, then every
+    ``<lora:...>`` tag, in file order: what the chain may apply for some job."""
+    for spec in media.loras:
+        yield "loras: entry", spec.name, (spec.strength_model, spec.strength_clip), spec.position
+    for ref in media.lora_tags:
+        yield ref.tag.text, ref.tag.name, (ref.tag.strength_model, ref.tag.strength_clip), ref.position
+
+
+def check_file_loras(media: PromptMedia, available: Sequence[str]) -> None:
+    """Refuse the first ``loras:`` entry or tag of ``media`` whose LoRA is not installed (or is
+    ambiguous), with the file, line and field and the closest names. Before the queue starts."""
+    for what, name, strengths, position in _named_in_file(media):
+        if strengths == (0, 0):
+            continue                    # never applied, so never looked up (as the chain does)
+        try:
+            resolve_lora_name(name, available)
+        except LoraNameError as e:
+            label = "" if what == "loras: entry" else f"{what}: "
+            raise media.error_at(position, label + e.message) from None
+
+
+def duplicate_warnings(media: PromptMedia, available: Sequence[str]) -> list[str]:
+    """One warning per tag naming a file that a ``loras:`` entry or an earlier tag names too:
+    the chain applies it once, with the first mention's strengths."""
+    first: dict[str, tuple] = {}
+    warnings = []
+    for what, name, strengths, position in _named_in_file(media):
+        try:
+            resolved = resolve_lora_name(name, available)
+        except LoraNameError:
+            continue                    # check_file_loras reports it
+        if resolved not in first:
+            first[resolved] = (what, strengths, position)
+            continue
+        f_what, f_strengths, f_position = first[resolved]
+        where = f"line {f_position.line}" if f_position and f_position.line else "the file"
+        message = (f"{what} ({strengths[0]:g}/{strengths[1]:g}) names {resolved}, which the "
+                   f"{f_what} on {where} applies already: applied once per job, with "
+                   f"{f_strengths[0]:g}/{f_strengths[1]:g}")
+        warnings.append(str(media.error_at(position, message)))
+    return warnings

@@ -93,12 +93,14 @@ class Plan:
                 "tokens": self.token_counter, "warnings": self.warnings()}
 
 
+LORA_KEYS = ("name", "strength_model", "strength_clip")
+
+
 def plan_session(media: PromptMedia, mode: str = "product", variation_seed: int = 0, fallback_seed: int = 0,
                  max_jobs: int = 10_000, count_tokens: Callable[[str], int] | None = None,
                  token_counter: str = ESTIMATE_NOTE) -> Plan:
     """Every job of the session, numbered and named (raises PromptMediaError past ``max_jobs``)."""
     count = count_tokens or estimate_clip_tokens
-    loras = [lora.as_dict() for lora in media.loras]
     settings = {k: v for k, v in media.settings.as_dict().items() if k != "seeds"}
     plan = Plan(media.source_name, media.preset, mode, describe(media, mode, fallback_seed), settings,
                 token_counter=token_counter)
@@ -108,7 +110,8 @@ def plan_session(media: PromptMedia, mode: str = "product", variation_seed: int 
         if positive not in tokens:
             tokens[positive] = count(positive)
         plan.jobs.append(PlannedJob(job["index"] + 1, job["index"], planned_image_name(job["index"], job["seed"]),
-                                    positive, job["negative"], job["seed"], job["variation_values"], loras,
+                                    positive, job["negative"], job["seed"], job["variation_values"],
+                                    [{k: lora[k] for k in LORA_KEYS} for lora in job["loras"]],   # incl. tags
                                     tokens[positive]))
     return plan
 

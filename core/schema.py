@@ -15,6 +15,7 @@ import yaml
 
 from .errors import PromptMediaError
 from .lora_names import resolve_file_name
+from .lora_tags import LoraTag, LoraTagError, find_lora_tags
 
 MAX_FILE_BYTES = 256 * 1024  # real files are under 16 KiB; pure-Python YAML parses ~1 MB/s at best
 MAX_NODES = 200_000          # YAML nodes after alias expansion
@@ -38,7 +39,7 @@ SETTING_ALIASES = {
     "denoise": ("denoise",), "seeds": ("seeds",), "guidance": ("guidance",), "model": ("model",),
 }
 KNOWN_KEYS = {"prompt_settings", "prefix_prompt", "negative_prompt", "prompts", "variations",
-              "workflows", "loras"} | {k for keys in SETTING_ALIASES.values() for k in keys}
+              "workflows", "loras", "add_trigger_words"} | {k for keys in SETTING_ALIASES.values() for k in keys}
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,32 @@ class Variation:
 
 
 @dataclass(frozen=True)
+class Position:
+    """Where a value is in the file, for errors and warnings about it."""
+    field: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass(frozen=True)
 class LoraSpec:
     name: str
     strength_model: float = 1.0
     strength_clip: float = 1.0
+    add_trigger_words: bool | None = None     # None: the file's add_trigger_words
+    position: Position | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict:
+        """The LORA_STACK entry of a ``loras:`` entry."""
         return {"name": self.name, "strength_model": self.strength_model,
                 "strength_clip": self.strength_clip}
+
+
+@dataclass(frozen=True)
+class LoraTagRef:
+    """A ``<lora:...>`` tag as it occurs in the file (prefix, a prompt or a variation value)."""
+    tag: LoraTag
+    position: Position
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,13 @@ class PromptMedia:
     extra: dict = field(default_factory=dict, compare=False)   # unknown top-level keys, kept
     # where settings.model was written: (line, column, field), for errors when it is resolved
     model_at: tuple = field(default=(None, None, "model"), compare=False)
+    add_trigger_words: bool = False
+    lora_tags: tuple[LoraTagRef, ...] = field(default=(), compare=False)   # every tag, in file order
+
+    def error_at(self, position: Position | None, message: str) -> PromptMediaError:
+        p = position or Position("")
+        return PromptMediaError(message, source=self.source_name, line=p.line, column=p.column,
+                                field=p.field)
 
     def summary(self) -> str:
         s = self.settings
@@ -294,6 +320,10 @@ class _Ctx:
         return PromptMediaError(message, source=self.source, line=line, column=col,
                                 field=_path_str(path) or "(document)")
 
+    def position(self, path: tuple) -> Position:
+        line, col = self._mark(path)
+        return Position(_path_str(path) or "(document)", line, col)
+
 
 def _path_str(path: tuple) -> str:
     out = ""
@@ -413,7 +443,25 @@ def _lora(ctx: _Ctx, path: tuple, v: Any) -> LoraSpec:
     both = strength("strength")
     sm, sc = strength("strength_model"), strength("strength_clip")
     default = 1.0 if both is None else both
-    return LoraSpec(name, default if sm is None else sm, default if sc is None else sc)
+    add = _flag(ctx, path + ("add_trigger_words",), v.get("add_trigger_words"))
+    return LoraSpec(name, default if sm is None else sm, default if sc is None else sc, add,
+                    ctx.position(path))
+
+
+def _flag(ctx: _Ctx, path: tuple, v: Any) -> bool | None:
+    if v is None or isinstance(v, bool):
+        return v
+    raise ctx.error(path, f"expected true or false, got {_type_name(v)} {_short(v)}")
+
+
+def _tags(ctx: _Ctx, path: tuple, text: str) -> list[LoraTagRef]:
+    """The LoRA tags of one prompt text; a malformed tag is an error at the text's position."""
+    if "<" not in text:                  # the common case, without a regex pass
+        return []
+    try:
+        return [LoraTagRef(tag, ctx.position(path)) for tag in find_lora_tags(text)]
+    except LoraTagError as e:
+        raise ctx.error(path, str(e)) from None
 
 
 def _names(ctx: _Ctx, section: str, mapping: dict) -> dict[str, Any]:
@@ -478,10 +526,20 @@ def load_prompt_media(text: str, source: str = "prompt_media.yaml", preset: str 
     if ps is not None and not isinstance(ps, dict):
         raise ctx.error(("prompt_settings",), f"expected a mapping with prefix/negative, got {_type_name(ps)}")
     ps = ps or {}
-    prefix = _text(ctx, ("prompt_settings", "prefix"), ps["prefix"]) if ps.get("prefix") is not None \
-        else _text(ctx, ("prefix_prompt",), data.get("prefix_prompt"))
-    negative = _text(ctx, ("prompt_settings", "negative"), ps["negative"]) if ps.get("negative") is not None \
-        else _text(ctx, ("negative_prompt",), data.get("negative_prompt"))
+    prefix_path = ("prompt_settings", "prefix") if ps.get("prefix") is not None else ("prefix_prompt",)
+    negative_path = ("prompt_settings", "negative") if ps.get("negative") is not None else ("negative_prompt",)
+    prefix = _text(ctx, prefix_path, (ps if ps.get("prefix") is not None else data).get(prefix_path[-1]))
+    negative = _text(ctx, negative_path, (ps if ps.get("negative") is not None else data).get(negative_path[-1]))
+    variations = _variations(ctx, data.get("variations"))
+    tags = _tags(ctx, prefix_path, prefix)
+    for i, p in enumerate(prompts_t):
+        tags += _tags(ctx, ("prompts", i), p)
+    for v in variations:
+        for i, value in enumerate(v.values):
+            tags += _tags(ctx, ("variations", v.name, "values", i), value)
+    if _tags(ctx, negative_path, negative):
+        raise ctx.error(negative_path, "a <lora:...> tag in the negative prompt would not be applied "
+                                       "(A1111 does not apply them there either): move it to the prefix or a prompt")
 
     workflows = data.get("workflows")
     if workflows is not None and not isinstance(workflows, dict):
@@ -512,10 +570,12 @@ def load_prompt_media(text: str, source: str = "prompt_media.yaml", preset: str 
         model_at=(model_line, model_column, _path_str(model_path)),
         source_name=source, sha256=sha256_text(text), text=text, preset=preset, presets=presets,
         prefix=prefix, negative=negative, prompts=prompts_t,
-        variations=_variations(ctx, data.get("variations")),
+        variations=variations,
         loras=_loras(ctx, data.get("loras")),
         settings=Settings(**settings),
         extra={k: v for k, v in data.items() if k not in KNOWN_KEYS},
+        add_trigger_words=bool(_flag(ctx, ("add_trigger_words",), data.get("add_trigger_words"))),
+        lora_tags=tuple(tags),
     )
 
 

@@ -128,34 +128,41 @@ def session_section(started: str, folder: str, job: dict, first: int = 1) -> dic
             "source_sha256": job.get("source_sha256")}
 
 
-def lora_entry(name: Any, strength_model: Any, strength_clip: Any, sha256: str | None) -> dict:
-    return {"lora_name": name, "strength_model": strength_model, "strength_clip": strength_clip,
-            "sha256": sha256}
+def lora_entry(name: Any, strength_model: Any, strength_clip: Any, sha256: str | None,
+               trigger_words: Iterable[str] | None = None) -> dict:
+    entry = {"lora_name": name, "strength_model": strength_model, "strength_clip": strength_clip,
+             "sha256": sha256}
+    if trigger_words is not None:
+        entry["trigger_words"] = list(trigger_words)
+    return entry
 
 
-def stack_entries(stack: Iterable[dict], sha256_of: Callable[[str], str | None]) -> list[dict]:
+def stack_entries(stack: Iterable[dict], sha256_of: Callable[[str], str | None],
+                  trigger_words_of: Callable[[str], Iterable[str]] | None = None) -> list[dict]:
     """LORA_STACK items ({name, strength_model, strength_clip[, sha256]}) as sidecar entries."""
     out = []
     for item in stack or ():
         name = item.get("name", item.get("lora_name"))
         out.append(lora_entry(name, item.get("strength_model"), item.get("strength_clip"),
-                              item.get("sha256") or sha256_of(name)))
+                              item.get("sha256") or sha256_of(name),
+                              trigger_words_of(name) if trigger_words_of else None))
     return out
 
 
 def applied_loras(graph_loras: list[dict] | None, lora_stack: list[dict] | None,
-                  declared: list[dict] | None, sha256_of: Callable[[str], str | None]) -> list[dict]:
+                  declared: list[dict] | None, sha256_of: Callable[[str], str | None],
+                  trigger_words_of: Callable[[str], Iterable[str]] | None = None) -> list[dict]:
     """LoRAs in application order: core LoraLoader nodes on the model path, and the LoRA
     chain's applied stack at the chain's place in it. Without a connected stack the chain's
     place gets the file's ``declared`` list; a connected stack with no chain found on the path
-    (an unknown graph) goes first."""
-    stack = stack_entries(lora_stack, sha256_of) if lora_stack is not None else None
+    (an unknown graph) goes first. With ``trigger_words_of`` each entry lists its trigger words."""
+    stack = stack_entries(lora_stack, sha256_of, trigger_words_of) if lora_stack is not None else None
     out: list[dict] = []
     placed = False
     for item in graph_loras or ():
         if "stack_node" in item:
             if stack is None and declared is not None:
-                stack = stack_entries(declared, sha256_of)
+                stack = stack_entries(declared, sha256_of, trigger_words_of)
             out.extend(stack or ())
             placed = True
             continue
@@ -164,7 +171,8 @@ def applied_loras(graph_loras: list[dict] | None, lora_stack: list[dict] | None,
             continue                 # a linked name: not knowable from the graph
         if sm == 0 and sc == 0:
             continue                 # core LoraLoader skips it as well
-        out.append(lora_entry(name, sm, sc, sha256_of(name)))
+        out.append(lora_entry(name, sm, sc, sha256_of(name),
+                              trigger_words_of(name) if trigger_words_of else None))
     if not placed and stack:
         out = stack + out
     return out

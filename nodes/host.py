@@ -6,6 +6,8 @@ import shutil
 
 import folder_paths
 
+from ..core.trigger_words import trigger_words
+
 PROMPT_MEDIA_FOLDER = "prompt_media"
 YAML_EXTENSIONS = {".yaml", ".yml"}
 CATEGORY = "Prompt Media"
@@ -28,6 +30,12 @@ def register_prompt_media_folder() -> None:
                 shutil.copyfile(os.path.join(EXAMPLES_DIR, name), target)
     if PROMPT_MEDIA_FOLDER not in folder_paths.folder_names_and_paths:
         folder_paths.folder_names_and_paths[PROMPT_MEDIA_FOLDER] = ([path], YAML_EXTENSIONS)
+
+
+def lora_trigger_words(name) -> tuple[str, ...]:
+    """The trigger words of an installed LoRA (``name`` as ComfyUI lists it); () when unknown."""
+    path = folder_paths.get_full_path("loras", name) if isinstance(name, str) and name else None
+    return trigger_words(path).words if path else ()
 
 
 def prompt_media_files() -> list[str]:
@@ -75,3 +83,21 @@ class ModelFileCombo(list):
 
 def model_file_type() -> ModelFileCombo:
     return ModelFileCombo(sorted({n for f in MODEL_FOLDERS for n in folder_paths.get_filename_list(f)}))
+
+
+class HiddenKeyInputs(dict):
+    """An ``optional`` inputs dict that also admits ``hidden_keys``, which the server-side prompt
+    handler writes into a posted prompt (e.g. a refusal for VALIDATE_INPUTS to report).
+
+    ComfyUI drops inputs INPUT_TYPES does not claim; claiming these keeps them, while
+    /object_info (which serialises the dict) shows only the real inputs."""
+
+    def __init__(self, inputs: dict, hidden_keys: dict):
+        super().__init__(inputs)
+        self.hidden_keys = hidden_keys          # key -> input spec
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or key in self.hidden_keys
+
+    def __getitem__(self, key):
+        return super().__getitem__(key) if dict.__contains__(self, key) else self.hidden_keys[key]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from functools import lru_cache
 
 import comfy.samplers
@@ -10,9 +11,12 @@ import folder_paths
 from ..core.api_prompt import LOADER_CLASS, LOADER_OUTPUTS, nodes_of_class
 from ..core.errors import PromptMediaError
 from ..core.graph_params import wired_model_folders
+from ..core.lora_names import duplicate_warnings
 from ..core.paths import PathError, relative_parts
 from ..core.schema import PromptMedia, load_prompt_media, read_text_file, sha256_text
 from .host import CATEGORY, MODEL_FOLDERS, model_file_type, prompt_media_files, prompt_media_path
+
+log = logging.getLogger(__name__)
 
 INLINE_SOURCE = "prompt_media.yaml"   # the name inline yaml_text gets (errors, session copy)
 MODEL_FOLDERS_KEY = "_model_folders"   # set by mark_model_folders: where model_name goes
@@ -107,6 +111,9 @@ class PromptMediaLoader:
 
     def load(self, file, preset, yaml_text="", _model_folders=""):
         media = with_wired_model(load(file, yaml_text, preset), _model_folders)
+        if media.lora_tags:      # a LoRA named twice (tag and loras:) is applied once: say which
+            for warning in duplicate_warnings(media, folder_paths.get_filename_list("loras")):
+                log.warning("[Prompt Media] %s", warning)
         s = media.settings
         return (media, [spec.as_dict() for spec in media.loras], media.negative, s.steps, s.cfg,
                 s.width, s.height, s.sampler_name, s.scheduler, s.denoise, media.summary(),

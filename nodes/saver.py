@@ -46,7 +46,7 @@ from ..core.sidecar import (
     session_section,
 )
 from .gallery import note_saved
-from .host import CATEGORY, send_event
+from .host import CATEGORY, lora_trigger_words, send_event
 
 log = logging.getLogger(__name__)
 # The session clock (local time) for session folders and sidecar timestamps; looked up at each
@@ -256,15 +256,21 @@ class PromptMediaSessionSaver:
                 log.info("[Prompt Media] prompt file copied to %s", copy)
                 session.opened = False
 
-        declared = [spec.as_dict() for spec in prompt_media.loras] if prompt_media is not None else None
+        declared = job.get("loras")          # the job's set: the file's loras: list and its tags
+        if declared is None and prompt_media is not None:
+            declared = [spec.as_dict() for spec in prompt_media.loras]
         stage_loras = [applied_loras(stage.loras, lora_stack if i == 0 or _has_chain(stage) else None,
-                                     declared if i == 0 or _has_chain(stage) else None, lora_sha256)
+                                     declared if i == 0 or _has_chain(stage) else None, lora_sha256,
+                                     lora_trigger_words)
                        for i, stage in enumerate(graph.stages)]
-        loras = stage_loras[0] if stage_loras else applied_loras(None, lora_stack, declared, lora_sha256)
-        lora_note = None
+        loras = stage_loras[0] if stage_loras else applied_loras(None, lora_stack, declared, lora_sha256,
+                                                                  lora_trigger_words)
+        # a LoRA named twice is applied once: the job's notes (tags), the chain's (rows, spellings)
+        lora_notes = list(dict.fromkeys([*(job.get("lora_notes") or ()), *(
+            note for item in lora_stack or () if isinstance(item, dict) for note in item.get("notes") or ())]))
         if lora_stack is None and any(_has_chain(stage) for stage in graph.stages):
-            lora_note = ("loras: the LoRA Chain's lora_stack output is not connected to the saver; "
-                         "recorded the prompt file's declared LoRAs instead")
+            lora_notes.append("loras: the LoRA Chain's lora_stack output is not connected to the saver; "
+                              "recorded the job's declared LoRAs instead")
         project = parse_project_id(project_id)
         system = system_info()
         started = session.started.strftime(STARTED_FORMAT)
@@ -311,7 +317,7 @@ class PromptMediaSessionSaver:
                     params, project,
                     output={"filename": name, "path": os.path.abspath(path),
                             "subfolder": subfolder.replace(os.sep, "/")},
-                    parameters_source=parameters_source_section(graph, resolved, lora_note, seed_note),
+                    parameters_source=parameters_source_section(graph, resolved, *lora_notes, seed_note),
                     oom=oom_section(job), session=session_section(started, folder, job, session.first),
                     image_sha256=sha256_bytes(data), system=system, **lineage)
             except FileExistsError:

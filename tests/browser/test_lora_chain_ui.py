@@ -48,7 +48,7 @@ def pick_lora(front, node_id, row: str, lora: str):
 def build_chain(front) -> int:
     """Through the mouse: 3 rows, a LoRA each, row 2 off, row 3 stronger, row 1 moved down."""
     node_id = front.add_node(NODE)
-    assert [w["name"] for w in front.widgets(node_id)] == ["strength_mode", ADD]
+    assert [w["name"] for w in front.widgets(node_id)] == ["strength_mode", "add_trigger_words", ADD]
     for _ in range(3):
         front.click_widget(node_id, ADD)
     assert [name for name, _ in rows(front, node_id)] == ["lora_1", "lora_2", "lora_3"]
@@ -117,14 +117,14 @@ def test_rows_edit_serialise_and_come_back(front, comfy_url, tmp_path):
 
     # the API prompt: exactly the node's own widget and the rows, by name; no button
     inputs = chain_inputs(front)
-    assert inputs == {"strength_mode": "shared", **EXPECTED_ROWS}
+    assert inputs == {"strength_mode": "shared", "add_trigger_words": False, **EXPECTED_ROWS}
 
     # what the Run button posts (caught before the server: nothing executes)
     assert queued_prompt(front)[str(node_id)]["inputs"] == inputs
 
-    # the saved workflow: rows by name, positional widgets_values only for strength_mode
+    # the saved workflow: rows by name, positional widgets_values only for the node's own widgets
     node = next(n for n in front.workflow()["nodes"] if n["type"] == NODE)
-    assert node["widgets_values"] == ["shared"]
+    assert node["widgets_values"] == ["shared", False]
     assert node["lora_rows"] == EXPECTED_ROWS
 
     # Ctrl+S through the UI, then reload the page: the open workflow is restored
@@ -172,7 +172,7 @@ def test_api_json_rows_in_numeric_order_and_separate_strengths(front, tmp_path):
     assert [(name, v["lora"], v["on"]) for name, v in rows(front, node_id)] == [
         ("lora_2", LORAS[0], True), ("lora_9", LORAS[1], False), ("lora_10", LORAS[2], True)]
     inputs = chain_inputs(front)
-    assert list(inputs) == ["strength_mode", "lora_2", "lora_9", "lora_10"]
+    assert list(inputs) == ["strength_mode", "add_trigger_words", "lora_2", "lora_9", "lora_10"]
     assert inputs["strength_mode"] == "separate"
     assert inputs["lora_10"] == {"on": True, "lora": LORAS[2], "strength": 0.5,   # completed rows
                                  "strength_model": 0.5, "strength_clip": -0.25}
@@ -211,7 +211,8 @@ def test_png_workflow_and_copy_paste(front, tmp_path):
         return app.graph._nodes.find(n => !before.has(n.id)).id;
     }""", node_id)
     assert_rows(front, pasted)
-    front.js("(id) => app.graph.getNodeById(id).removeLoraRow(app.graph.getNodeById(id).widgets[1])", pasted)
+    front.js("(id) => { const n = app.graph.getNodeById(id); "
+             "n.removeLoraRow(n.widgets.find((w) => w.name === 'lora_1')); }", pasted)
     assert len(rows(front, pasted)) == 2
     assert_rows(front, node_id)
 

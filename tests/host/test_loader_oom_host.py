@@ -87,9 +87,10 @@ def test_nodes_are_registered_with_declared_types(comfy):
     oom = info["PromptMediaOOM"]
     assert oom["display_name"] == "OOM Variations"
     assert oom["category"] == "Prompt Media"
-    assert oom["output"] == ["STRING", "INT", "JOB", "INT"]
-    assert oom["output_name"] == ["positive", "seed", "job", "job_count"]
-    assert oom["output_is_list"] == [True, True, True, False]
+    assert oom["output"] == ["STRING", "INT", "JOB", "INT", "LORA_STACK"]
+    assert oom["output_name"] == ["positive", "seed", "job", "job_count", "lora_stack"]
+    assert oom["output_is_list"] == [True, True, True, False, True]
+    assert list(oom["input"].get("optional", {})) == []      # the handler's hidden key is not listed
     oreq = oom["input"]["required"]
     assert oreq["prompt_media"][0] == "PROMPT_MEDIA"
     assert oreq["mode"][0] == ["product", "cycle"]

@@ -31,7 +31,8 @@ SECONDS_PER_CALL = 2.0          # CPU seconds of this thread (wall time swings w
 JOB_KEYS = {"index", "total", "seed_index", "prompt_index", "variation_index", "variations_per_prompt",
             "seed", "base_prompt", "positive", "negative", "variation_values", "steps", "cfg", "width",
             "height", "sampler_name", "scheduler", "denoise", "mode", "variation_seed", "source_name",
-            "source_sha256", "preset", "expansion_id", "guidance", "model_name"}
+            "source_sha256", "preset", "expansion_id", "guidance", "model_name",
+            "loras", "lora_notes"}
 SOURCES = ["fuzz.yaml", "my prompts (v2).yml", "d\u00e9j\u00e0 vu \U0001F600.yaml", "a:b.yaml"]
 # documents generated per run, by case class (docs/reliability.md reports the same numbers)
 EXAMPLES = {"dumped": 1600, "wrong_types": 500, "valid": 500, "raw": 4500, "corpus": 3300,
@@ -111,6 +112,8 @@ def check_expansion(media: PromptMedia, mode: str, variation_seed: int, fallback
         assert set(job) == JOB_KEYS
         assert job["index"] == i and job["total"] == total
         assert isinstance(job["positive"], str) and "\x00" not in job["positive"]
+        assert "<lora:" not in job["positive"].lower()          # tags go to the chain, never to CLIP
+        assert job["loras"][:len(media.loras)] == [dict(spec.as_dict(), source="file") for spec in media.loras]
         job["positive"].encode("utf-8")
         assert job["base_prompt"] in media.prompts and job["seed"] in seeds
         assert sorted(job["variation_values"]) == sorted(names)
@@ -128,7 +131,10 @@ NASTY_CHARS = st.sampled_from(
      "e\u0301\u0301\u0301", "\U0001F600", "\U0001F469\u200d\U0001F4BB", "\ud800", "\udfff",
      "\t", "\r", "\r\n", ",", ", ,", ":", "#", "&", "*", "!", "|", ">", "%", "@", "`", "'", '"',
      "{", "}", "[", "]", "- ", "? ", "---", "...", "\\"])
-TEXT = st.one_of(st.text(ANY_CHAR, max_size=30), st.lists(NASTY_CHARS, max_size=8).map("".join))
+LORA_TAG_BITS = st.sampled_from(["<lora:", "<LoRA:a b.c-d:0.5>", "<lora:x>", "<lora::1>", "<lora:x:1:2:3>",
+                                 "<lora:x:abc>", ">", ":", "<"])
+TEXT = st.one_of(st.text(ANY_CHAR, max_size=30), st.lists(NASTY_CHARS, max_size=8).map("".join),
+                 st.lists(LORA_TAG_BITS | st.text(ANY_CHAR, max_size=4), max_size=6).map("".join))
 HUGE_TEXT = st.builds(lambda c, n: c * n, NASTY_CHARS | st.sampled_from("ax "),
                       st.sampled_from([MAX_TEXT_CHARS, MAX_TEXT_CHARS + 1, 100_000]))
 NUMBERS = st.one_of(
