@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ from PIL.PngImagePlugin import PngInfo
 from .hashing import short_hash
 
 COMPRESS_LEVEL = 4       # what core SaveImage uses
+_NOT_IN_CIVITAI_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 
 # ComfyUI sampler / scheduler names -> the labels A1111 writes (and Civitai recognises).
 SAMPLER_LABELS = {
@@ -53,17 +55,31 @@ def _label_name(file_name: str) -> str:
     return base.replace(",", "_").replace(":", "_")
 
 
+def _lora_label(file_name: str) -> str:
+    """A LoRA's name in the tag, ``Lora hashes`` and ``Hashes``: the file name without folder and
+    extension, with every character Civitai's tag pattern (``[A-Za-z0-9_.-]``) lacks made '_',
+    so the three agree and Civitai finds the tag's weight for the hash's resource."""
+    return _NOT_IN_CIVITAI_NAME.sub("_", _label_name(file_name)) or "_"
+
+
 def _num(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return f"{value:.1f}"
     return str(value)
 
 
-def a1111_parameters(params: dict) -> str:
+def a1111_parameters(params: dict, comfyui_version: str | None = None) -> str:
     """The A1111 ``parameters`` text for a sidecar ``parameters`` dict (prompt, negative_prompt,
     steps, sampler, scheduler, cfg_scale, guidance, seed, width, height, model_name (a checkpoint
-    or a diffusion model), model_sha256, denoise, loras). Unknown (None) values are left out."""
-    lines = [str(params.get("prompt") or "")]
+    or a diffusion model), model_sha256, vae_name, vae_sha256, denoise, loras), written the way
+    A1111 writes it and Civitai reads it (``src/utils/metadata/automatic.metadata.ts``): every applied LoRA as a ``<lora:NAME:WEIGHT>``
+    tag (its model strength) on the prompt line, since Civitai takes LoRA weights only from
+    there; ``Hashes`` with the AutoV2 (10-character) hashes of the model, the VAE and each LoRA;
+    ``VAE``/``VAE hash`` when a separate VAE was loaded; ``Version: ComfyUI <version>``.
+    Unknown (None) values are left out."""
+    loras = [l for l in params.get("loras") or () if l.get("lora_name")]
+    tags = [f"<lora:{_lora_label(l['lora_name'])}:{_num(l.get('strength_model', 1.0))}>" for l in loras]
+    lines = [", ".join(part for part in (str(params.get("prompt") or ""), *tags) if part)]
     negative = params.get("negative_prompt")
     if negative:
         lines.append(f"Negative prompt: {negative}")
@@ -84,14 +100,24 @@ def a1111_parameters(params: dict) -> str:
     fields.append(("Model hash", short_hash(params.get("model_sha256"))))
     if params.get("model_name"):
         fields.append(("Model", _label_name(params["model_name"])))
+    if params.get("vae_name"):
+        fields.append(("VAE hash", short_hash(params.get("vae_sha256"))))
+        fields.append(("VAE", os.path.basename(str(params["vae_name"]).replace("\\", "/"))))
     denoise = params.get("denoise")
     if denoise is not None and float(denoise) < 1.0:
         fields.append(("Denoising strength", denoise))
-    hashes = [f"{_label_name(l.get('lora_name', ''))}: {short_hash(l['sha256'])}"
-              for l in params.get("loras") or () if l.get("sha256")]
-    if hashes:
-        fields.append(("Lora hashes", ", ".join(hashes)))
-    lines.append(", ".join(f"{k}: {_quote(_num(v))}" for k, v in fields if v is not None))
+    lora_hashes = {_lora_label(l["lora_name"]): short_hash(l["sha256"]) for l in loras if l.get("sha256")}
+    if lora_hashes:
+        fields.append(("Lora hashes", ", ".join(f"{k}: {v}" for k, v in lora_hashes.items())))
+    text = ", ".join(f"{k}: {_quote(_num(v))}" for k, v in fields if v is not None)
+    hashes = {"model": short_hash(params.get("model_sha256")),
+              "vae": short_hash(params.get("vae_sha256")) if params.get("vae_name") else None,
+              **{f"lora:{k}": v for k, v in lora_hashes.items()}}
+    hashes = {k: v for k, v in hashes.items() if v}
+    if hashes:                  # a JSON object, unquoted, as A1111 writes it (no '}' inside)
+        text += f", Hashes: {json.dumps(hashes, ensure_ascii=False)}"
+    text += f", Version: ComfyUI {comfyui_version}" if comfyui_version else ", Version: ComfyUI"
+    lines.append(text)
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ import shutil
 
 import folder_paths
 
+from ..core.hashing import sha256_file
 from ..core.trigger_words import trigger_words
 
 PROMPT_MEDIA_FOLDER = "prompt_media"
@@ -30,6 +31,22 @@ def register_prompt_media_folder() -> None:
                 shutil.copyfile(os.path.join(EXAMPLES_DIR, name), target)
     if PROMPT_MEDIA_FOLDER not in folder_paths.folder_names_and_paths:
         folder_paths.folder_names_and_paths[PROMPT_MEDIA_FOLDER] = ([path], YAML_EXTENSIONS)
+
+
+# The file hash cache lives in ComfyUI's user directory (--user-directory; ComfyUI/user by
+# default), beside ComfyUI's own settings and database: it describes this installation's model
+# files, not any output, and it outlives updates of the extension. Not under user/default/,
+# which the front end can read and write through /userdata.
+HASH_CACHE = ("prompt_media", "file_hashes.json")
+
+
+def hash_cache_path() -> str:
+    return os.path.join(folder_paths.get_user_directory(), *HASH_CACHE)
+
+
+def cached_sha256(path: str) -> str:
+    """sha256 of a model file, computed once ever (core/hashing.py, persistent cache)."""
+    return sha256_file(path, hash_cache_path())
 
 
 def lora_trigger_words(name) -> tuple[str, ...]:

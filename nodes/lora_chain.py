@@ -24,7 +24,6 @@ from ..core.api_prompt import (
     source_of,
 )
 from ..core.errors import PromptMediaError
-from ..core.hashing import sha256_file
 from ..core.lora_names import (
     STRENGTH_MODES,
     check_file_loras,
@@ -33,7 +32,7 @@ from ..core.lora_names import (
     resolve_lora_name,
     stack_entry,
 )
-from .host import CATEGORY
+from .host import CATEGORY, cached_sha256
 from .loader import PromptMediaLoader, load  # the loader's own parser and cache
 from .oom import CHAIN_WORDS_KEY, LORA_STACK_OUTPUT, RUN_ONE, TAGS_CHECK_KEY, select_jobs
 
@@ -179,7 +178,7 @@ class PromptMediaLoraChain:
         for step, state in zip(steps, states):
             out_model, out_clip = comfy.sd.load_lora_for_models(out_model, out_clip, self._load(state),
                                                                 step.strength_model, step.strength_clip)
-            applied.append(stack_entry(step, sha256_file(state[0])))
+            applied.append(stack_entry(step, cached_sha256(state[0])))
         # weak references: the memo must not keep a model alive that ComfyUI has let go of
         self._last = (_ref(model), _ref(clip), plan, _ref(out_model), _ref(out_clip), applied)
         return (out_model, out_clip, applied)

@@ -20,7 +20,7 @@ from comfy.utils import ProgressBar
 
 from ..core.generation_params import GenerationParamsError, load_generation_params, save_generation_params
 from ..core.graph_params import file_name_seed, find_sampler_params, resolve
-from ..core.hashing import sha256_bytes, sha256_file
+from ..core.hashing import sha256_bytes
 from ..core.plan import planned_count, planned_image_name
 from ..core.pngmeta import COMPRESS_LEVEL, a1111_parameters, comfy_chunks, encode_png
 from ..core.regenerate import PARENT_KEY, parent_record
@@ -46,7 +46,7 @@ from ..core.sidecar import (
     session_section,
 )
 from .gallery import note_saved
-from .host import CATEGORY, lora_trigger_words, send_event
+from .host import CATEGORY, cached_sha256, lora_trigger_words, send_event
 
 log = logging.getLogger(__name__)
 # The session clock (local time) for session folders and sidecar timestamps; looked up at each
@@ -108,7 +108,7 @@ def file_sha256(folder: str | None, name) -> str | None:
     for kind in (folder,) if folder else ("checkpoints", "diffusion_models"):
         path = folder_paths.get_full_path(kind, name)
         if path:
-            return sha256_file(path)
+            return cached_sha256(path)
     return None
 
 
@@ -116,7 +116,7 @@ def lora_sha256(name) -> str | None:
     if not isinstance(name, str) or not name:
         return None
     path = folder_paths.get_full_path("loras", name)
-    return sha256_file(path) if path else None
+    return cached_sha256(path) if path else None
 
 
 def _pixels(image) -> np.ndarray:
@@ -293,7 +293,8 @@ class PromptMediaSessionSaver:
                 results.append(result)
                 already.append(name)
                 continue
-            png_chunks = None if args.disable_metadata else chunks + [("parameters", a1111_parameters(params))]
+            png_chunks = None if args.disable_metadata else chunks + [
+                ("parameters", a1111_parameters(params, system["comfyui_version"]))]
             data = encode_png(pixels, png_chunks, COMPRESS_LEVEL)
             lineage = {}          # a regenerated or varied image names its parent
             if parent is not None:

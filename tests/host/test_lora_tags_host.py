@@ -10,12 +10,10 @@ from pathlib import Path
 from PIL import Image
 
 from prompt_media_pkg.core.expand import expand
+from prompt_media_pkg.core.pngmeta import read_text_chunks
 from prompt_media_pkg.core.schema import load_prompt_media
-from prompt_media_pkg.tests.host.workflows import (
-    TEST_CHECKPOINT,
-    oom_id,
-    session_prompt,
-)
+from prompt_media_pkg.tests import civitai_rules
+from prompt_media_pkg.tests.host.workflows import API_WORKFLOW, TEST_CHECKPOINT, oom_id, session_prompt
 
 # 2 prompts x 2 light values: the prefix tag in every job, a prompt tag in jobs 0-1, a value tag
 # in jobs 1 and 3 naming the loras: entry's LoRA (applied once, with the file's strengths)
@@ -258,3 +256,37 @@ def test_trigger_words_from_metadata_go_into_the_prompt_once_and_into_the_sideca
     prompt[chain]["inputs"]["add_trigger_words"] = False
     [path] = comfy.image_paths(comfy.run_ok(prompt))
     assert sidecar(path)["parameters"]["prompt"] == "tiny test, a blue bird"
+
+
+def test_civitai_reads_model_and_loras_with_hashes_and_weights_and_comfyui_gets_the_workflow(comfy, test_models_dir):
+    name = comfy.put_yaml("lora_tags_civitai.yaml", TAGS_YAML)
+    prompt = session_prompt(name, comfy.prefix, 0)
+    ui_workflow = json.loads((API_WORKFLOW.parents[1] / API_WORKFLOW.name).read_text(encoding="utf-8"))
+    result = comfy.run_ok(prompt, extra_data={"extra_pnginfo": {"workflow": ui_workflow}})
+    [path] = comfy.image_paths(result)
+    chunks = read_text_chunks(str(path))
+    side = sidecar(path)
+
+    # ComfyUI (and readers of its chunks): the editable workflow and the API prompt, as sent
+    assert json.loads(chunks["workflow"]) == ui_workflow
+    posted = json.loads(chunks["prompt"])
+    assert {node["class_type"] for node in posted.values()} >= {"PromptMediaLoraChain", "PromptMediaSessionSaver"}
+
+    # Civitai: the A1111 text, read by its own rules
+    assert civitai_rules.can_parse(chunks)
+    meta = civitai_rules.parse(chunks)
+    sha = {n: hashlib.sha256((Path(test_models_dir) / folder / n).read_bytes()).hexdigest()[:10]
+           for folder, n in (("checkpoints", TEST_CHECKPOINT), ("loras", ATTN), ("loras", CONV), ("loras", DIFF))}
+    assert meta["resources"] == [
+        {"type": "lora", "name": "tiny_lora_diffusers", "weight": 0.5, "hash": sha[DIFF]},
+        {"type": "lora", "name": "tiny_lora_attn", "weight": 0.9, "hash": sha[ATTN]},
+        {"type": "lora", "name": "tiny_lora_conv", "weight": 1.3, "hash": sha[CONV]},
+        {"type": "model", "name": "tiny_sd15", "hash": sha[TEST_CHECKPOINT]}]
+    assert meta["hashes"] == {"model": sha[TEST_CHECKPOINT], "lora:tiny_lora_diffusers": sha[DIFF],
+                              "lora:tiny_lora_attn": sha[ATTN], "lora:tiny_lora_conv": sha[CONV]}
+    assert meta["Version"] == f"ComfyUI {side['system']['comfyui_version']}"
+    assert (meta["seed"], meta["steps"], meta["negativePrompt"]) == ("7", "2", "blurry")
+    # the tags are in the metadata's prompt line only: the sidecar's prompt is what CLIP encoded
+    assert meta["prompt"] == (f"{CLEAN_PROMPTS[0]}, <lora:tiny_lora_diffusers:0.5>, "
+                              "<lora:tiny_lora_attn:0.9>, <lora:tiny_lora_conv:1.3>")
+    assert side["parameters"]["prompt"] == CLEAN_PROMPTS[0]

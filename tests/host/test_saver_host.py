@@ -268,7 +268,8 @@ def test_loras_recorded_with_hashes_and_regenerated_identically(comfy, test_mode
     side = json.loads(original.with_suffix(".json").read_text())
     lora_sha = sha256(Path(test_models_dir) / "loras" / "tiny_lora_attn.safetensors")
     assert side["parameters"]["loras"] == [{"lora_name": "tiny_lora_attn.safetensors", "strength_model": 0.8,
-                                            "strength_clip": 0.6, "sha256": lora_sha}]
+                                            "strength_clip": 0.6, "sha256": lora_sha,
+                                            "trigger_words": []}]
     assert f'Lora hashes: "tiny_lora_attn: {lora_sha[:10]}"' in Image.open(original).text["parameters"]
 
     # regenerate: Load Generation Params -> checkpoint -> LoRA chain (its lora_stack) -> sampler
