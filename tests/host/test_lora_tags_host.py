@@ -290,3 +290,19 @@ def test_civitai_reads_model_and_loras_with_hashes_and_weights_and_comfyui_gets_
     assert meta["prompt"] == (f"{CLEAN_PROMPTS[0]}, <lora:tiny_lora_diffusers:0.5>, "
                               "<lora:tiny_lora_attn:0.9>, <lora:tiny_lora_conv:1.3>")
     assert side["parameters"]["prompt"] == CLEAN_PROMPTS[0]
+
+
+def test_civitai_reads_a_separate_vae_with_its_hash(comfy, test_models_dir):
+    name = comfy.put_yaml("lora_tags_vae.yaml", TAGS_YAML)
+    prompt = session_prompt(name, comfy.prefix, 2)                 # job 2: the loras: entry and the prefix tag
+    prompt["50"] = {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_vae.safetensors"}}
+    decode = node_of(prompt, "VAEDecode")
+    prompt[decode]["inputs"]["vae"] = ["50", 0]
+    [path] = comfy.image_paths(comfy.run_ok(prompt))
+    chunks = read_text_chunks(str(path))
+    meta = civitai_rules.parse(chunks)
+    vae_sha = hashlib.sha256((Path(test_models_dir) / "vae" / "tiny_vae.safetensors").read_bytes()).hexdigest()
+    assert meta["hashes"]["vae"] == vae_sha[:10] and meta["VAE"] == "tiny_vae.safetensors"
+    assert sidecar(path)["parameters"]["vae_sha256"] == vae_sha
+    assert [(r["type"], r["name"], r.get("weight")) for r in meta["resources"]] == [
+        ("lora", "tiny_lora_diffusers", 0.5), ("lora", "tiny_lora_attn", 0.9), ("model", "tiny_sd15", None)]
