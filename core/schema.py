@@ -470,6 +470,7 @@ def _names(ctx: _Ctx, section: str, mapping: dict) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         label = key if isinstance(key, str) else _short(key)
+        label = label.encode("utf-8", "backslashreplace").decode("utf-8")   # a lone surrogate, shown escaped
         if isinstance(key, bool) or not isinstance(key, (str, int, float)):
             raise ctx.error((section, label), f"a name must be text, got {_type_name(key)} (quote it)")
         name = _text(ctx, (section, label), key, allow_empty=False)
