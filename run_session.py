@@ -22,6 +22,7 @@ jobs: other jobs on the same ComfyUI go on.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import signal
@@ -41,6 +42,7 @@ except ImportError as missing:
                      "ComfyUI's python, e.g. /path/to/ComfyUI/venv/bin/python run_session.py ...\n")
     sys.exit(2)
 
+from core.collect import CollectError, CollectFolder
 from core.errors import PromptMediaError
 from core.expand import iter_jobs
 from core.lora_names import LoraNameError, resolve_lora_name
@@ -54,7 +56,7 @@ from core.workflow import (
     workflow_nodes,
 )
 from runner.comfy_client import ComfyClient, ComfyError, RunResult
-from runner.jobs import JobRunner
+from runner.pool import PoolEvent, Server, ServerPool
 from runner.workflow import (
     WorkflowError,
     read_json,
@@ -69,6 +71,7 @@ INSTALL_HELP = ("install it with ComfyUI-Manager (search \"Prompt Media\") or `g
                 "https://github.com/MyImaginationAI/comfyui-prompt-media` into ComfyUI/custom_nodes/, then restart "
                 "ComfyUI; or run with --comfyui DIR, which adds it for the run only")
 EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NO_COMFYUI, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+RESULTS = sys.stdout        # saved paths and --events json; with --ray everything else printed goes to stderr
 
 
 class StoreWithOption(argparse.Action):
@@ -98,7 +101,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("file", nargs="?", help="the prompt media YAML file")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--comfyui", metavar="DIR", help="start the ComfyUI in DIR for this run and stop it after (this or --server is required)")
-    where.add_argument("--server", metavar="URL", help="use a running ComfyUI, e.g. 127.0.0.1:8188 (http:// is assumed; this or --comfyui is required)")
+    where.add_argument("--server", metavar="URL", action="append",
+                       help="use a running ComfyUI, e.g. 127.0.0.1:8188 (http:// is assumed; this or --comfyui is "
+                            "required); repeat it to run the session over several servers (one per GPU): each "
+                            "takes the next job when it has room, and a server that dies or runs out of memory "
+                            "has its jobs run on the others")
     p.add_argument("--model", "--checkpoint", metavar="NAME", action=StoreWithOption,
                    help="the model file for the workflow's model loader: a checkpoint (models/checkpoints) or "
                         "a diffusion model (models/diffusion_models); the extension may be left out (default: "
@@ -141,6 +148,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="print the plan (every job: number, file name, seed, variations, prompt; totals) and stop; "
                         "needs no ComfyUI (default: run the session)")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON (default: a table)")
+    p.add_argument("--collect", metavar="DIR",
+                   help="gather the session into this folder as the jobs finish, through each ComfyUI's /view: "
+                        "images (checked against their sidecar's image_sha256), sidecars, the prompt file and "
+                        "the contact sheet of all of it; never overwrites (default: images stay in each "
+                        "server's output folder)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the session on a Ray cluster: one ComfyUI per GPU, each a Ray actor started from "
+                        "--comfyui DIR (the same path on every node) with this extension; ADDRESS as ray.init "
+                        "takes it (auto, ray://head:10001) or 'local' for a Ray instance on this machine; needs "
+                        "--collect and Ray (pip install ray) (default: no Ray)")
+    p.add_argument("--ray-cpu-servers", type=int, default=0, metavar="N",
+                   help="with --ray: N ComfyUIs on CPUs (one CPU each) instead of one per GPU (default: one per GPU)")
     p.add_argument("--compose-only", metavar="FOLDER",
                    help="only (re)compose the contact sheet and animation of an existing session folder "
                         "(default: run a session)")
@@ -152,10 +171,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error("the YAML file is required")
         if args.dry_run:
             return args
+        if args.ray:
+            if not args.comfyui:
+                p.error("--ray needs --comfyui DIR: the ComfyUI each Ray actor starts (the same path on every node)")
+            if not args.collect:
+                p.error("--ray needs --collect DIR: the images are made on the cluster's nodes")
+            if args.ray_cpu_servers < 0:
+                p.error("--ray-cpu-servers must be 1 or more")
+        elif args.ray_cpu_servers:
+            p.error("--ray-cpu-servers goes with --ray")
         if not (args.comfyui or args.server):
             p.error("one of --comfyui DIR or --server URL is required")
     if args.server:
-        args.server = server_url(args.server)
+        args.server = [server_url(s) for s in args.server]
+        if len(set(args.server)) < len(args.server):
+            p.error("--server: the same server is given twice")
     return args
 
 
@@ -223,7 +253,7 @@ class Progress:
 
     def println(self, text: str, stream=None) -> None:
         self.clear()
-        print(text, file=stream or sys.stdout, flush=True)
+        print(text, file=stream or RESULTS, flush=True)
         self.show()
 
     def clear(self) -> None:
@@ -348,33 +378,41 @@ def upload_prompt_file(client: ComfyClient, path: Path) -> str:
 
 
 class SessionRun:
-    """One session on one server: the session lookup, the jobs, Ctrl-C, the summary."""
+    """One session on one or more servers: the session lookup, the jobs, collecting, Ctrl-C, the
+    summary. The first server is the one asked where the session stands."""
 
-    def __init__(self, client: ComfyClient, args: argparse.Namespace, path: Path, media: PromptMedia, prompt: dict,
-                 oom: str, ui_workflow: dict | None):
-        self.client, self.args, self.path, self.media = client, args, path, media
+    def __init__(self, servers: list[Server], args: argparse.Namespace, path: Path, media: PromptMedia,
+                 prompt: dict, oom: str, ui_workflow: dict | None, collect: Path | None = None):
+        self.servers = servers
+        self.clients = [s.client for s in servers]
+        self.client = self.clients[0]
+        self.args, self.path, self.media = args, path, media
         self.folder: str | None = None
         self.complete = False               # nothing to do: --resume of a complete session
         self.prompt, self.oom, self.ui_workflow = prompt, oom, ui_workflow
-        self.runner: JobRunner | None = None
+        self.pool: ServerPool | None = None
+        self.collect = CollectFolder(collect) if collect else None
         self.saved: list[str] = []
+        self.saved_jobs: set[int] = set()
+        self.folders: dict[str, str | None] = {}     # server URL -> the session's folder there
+        self.uncollected: list[int] = []    # jobs saved on their server but not in the collect folder
         self.t0 = time.monotonic()
+
+    @property
+    def several(self) -> bool:
+        return len(self.clients) > 1
 
     def emit(self, event: str, **data) -> None:
         """One line of --events json on stdout."""
         if self.args.events == "json":
-            print(json.dumps({"event": event, **data}, ensure_ascii=False), flush=True)
+            print(json.dumps({"event": event, **data}, ensure_ascii=False), file=RESULTS, flush=True)
 
-    def on_event(self, progress: Progress, skip: set[str], index: int, kind: str, data: dict) -> None:
-        progress.event(kind, data, skip)
-        if kind == "execution_start":
-            self.emit("started", job=index + 1, prompt_id=data.get("prompt_id"))
-
-    def session_info(self, open_new: bool = False) -> dict:
-        """Where the session stands on the server; ``open_new``: open a new session there first
-        (its folder and numbers are fixed now, for every job wherever it runs)."""
+    def session_info(self, client: ComfyClient | None = None, open_new: bool = False) -> dict:
+        """Where the session stands on ``client`` (default: the first server); ``open_new``: open a
+        new session there first (its folder and numbers are fixed now, for every job wherever it
+        runs)."""
         body = {"prompt": self.prompt, "node_id": self.oom} | ({"open": True} if open_new else {})
-        status, info = self.client.request("POST", "/prompt_media/session", body)
+        status, info = (client or self.client).request("POST", "/prompt_media/session", body)
         if status != 200 or not isinstance(info, dict):
             raise CheckFailed(info.get("error") if isinstance(info, dict) else f"HTTP {status}: {info}",
                               EXIT_FAILED if status >= 500 else EXIT_BAD_INPUT)
@@ -386,8 +424,10 @@ class SessionRun:
         saver.update(session_folder=info["session_folder"], first_number=info["first_number"])
 
     def job_prompt(self, index: int) -> dict:
-        self.prompt[self.oom]["inputs"]["job_index"] = index
-        return self.prompt
+        """The prompt of job ``index`` (a copy: the pool's threads post jobs at the same time)."""
+        prompt = copy.deepcopy(self.prompt)
+        prompt[self.oom]["inputs"]["job_index"] = index
+        return prompt
 
     def extra_data(self, index: int) -> dict | None:
         if self.ui_workflow is None:
@@ -414,66 +454,189 @@ class SessionRun:
                  "starting a new one (add --resume to continue that one)")
         return 0
 
+    def jobs_to_run(self, info: dict) -> tuple[list[int] | None, bool]:
+        """The jobs of this run (None when there is nothing to do: says why) and whether they start
+        a new session. With --collect the folder says which jobs are done; else the server's
+        record (one server)."""
+        total = info["total"]
+        if self.collect is None:
+            start = self.start_index(info)
+            return (None, False) if start is None else (list(range(start, total)), start == 0)
+        try:
+            held = self.collect.open(info["expansion_id"], info.get("first_number"))
+        except CollectError as e:
+            raise CheckFailed(str(e)) from None
+        done = held.done()
+        if not self.args.resume:
+            if done:
+                raise CheckFailed(f"--collect {self.collect.folder} holds {plural(len(done), 'job')} of an earlier "
+                                  f"session of {self.path.name}: add --resume to continue it, or collect into an empty "
+                                  "folder")
+            return list(range(total)), True
+        todo = [i for i in range(total) if i not in done]
+        if not todo:
+            note(f"{self.path.name}: the session in {self.collect.folder} is complete ({plural(total, 'job')} "
+                 "collected); run without --resume to start a new one")
+            return None, False
+        note(f"resuming the session collected in {self.collect.folder}: {plural(len(todo), 'job')} of {total} to run")
+        return todo, not done
+
     def run(self) -> int:
         args = self.args
-        self.prompt[node_of(self.prompt, "PromptMediaLoader")]["inputs"]["file"] = upload_prompt_file(
-            self.client, self.path)
+        loader = node_of(self.prompt, "PromptMediaLoader")
+        for client in self.clients:
+            self.prompt[loader]["inputs"]["file"] = upload_prompt_file(client, self.path)
         info = self.session_info()
         total = info["total"]
         note(f"{self.path.name}: {info['description']}")
-        start = self.start_index(info)
-        if start == 0:
+        if self.several and args.resume and self.collect is None:
+            raise CheckFailed("--resume with several servers needs --collect DIR: the collected folder says "
+                              "which jobs are done")
+        todo, new = self.jobs_to_run(info)
+        if new:
             info = self.session_info(open_new=True)
+        start = todo[0] if todo else None
         self.emit("planned", file=str(self.path.resolve()), description=info["description"], jobs=total,
-                  start_job=None if start is None else start + 1, folder=info["folder"])
-        if start is None:
+                  start_job=None if start is None else start + 1, folder=info["folder"],
+                  servers=[{"name": s.name, "url": s.client.base_url} for s in self.servers])
+        if todo is None:
             self.folder, self.complete = info["folder"], True
             self.emit("done", images=0, seconds=0.0, folder=info["folder"], complete=True)
             return EXIT_DONE
         self.plan_session(info)
-        progress = Progress(total, start)
+        if self.collect is not None:
+            try:
+                self.collect.add_prompt_file(self.path)
+            except OSError as e:
+                raise CheckFailed(f"--collect {self.collect.folder}: {e}") from None
+        if self.several:      # each server holds part of the session: it is composed where it is whole
+            self.prompt[node_of(self.prompt, "PromptMediaSessionSaver")]["inputs"]["compose"] = "none"
+        progress = Progress(total, total - len(todo))
         skip = {self.oom, node_of(self.prompt, "PromptMediaSessionSaver")}
-        self.runner = JobRunner(self.client, self.job_prompt, self.extra_data, lookahead=args.lookahead,
-                                timeout=args.timeout,
-                                on_event=lambda index, kind, data: self.on_event(progress, skip, index, kind, data),
-                                on_queued=lambda index, pid: self.emit("queued", job=index + 1, prompt_id=pid))
-        folder = self.folder = info["folder"]
+        self.folders[self.client.base_url] = self.folder = info["folder"]
+        self.pool = ServerPool(self.servers, todo, self.job_prompt, self.extra_data, lookahead=args.lookahead,
+                               timeout=args.timeout, prepare=self.prepare, on_success=self.job_saved).start()
         progress.show()
-        for index, result in self.runner.run(range(start, total)):
-            if result.rejected:
-                progress.clear()
-                error(f"ComfyUI refused the prompt:\n  {refusal_text(result)}")
-                self.emit("failed", job=index + 1, refused=True, error=refusal_text(result))
-                return EXIT_BAD_INPUT
-            if result.status != "success":
-                self.runner.cancel()
-                progress.clear()
-                error(f"job {index + 1} of {total} failed: {result.error_summary().splitlines()[0]} "
-                      "(the traceback is in ComfyUI's log)")
-                self.emit("failed", job=index + 1, refused=False, prompt_id=result.prompt_id,
-                          error=result.error_summary().splitlines()[0])
-                self.say_saved("fix the cause and continue with --resume", failed=index)
-                return EXIT_FAILED
-            paths = [str(Path(folder) / image["filename"]) for image in result.images]
-            self.saved += paths
-            self.emit("saved", job=index + 1, prompt_id=result.prompt_id, paths=paths)
-            if args.events == "text":
-                for path in paths:
-                    progress.println(path)
-            progress.job_done()
+        for event in self.pool.events():
+            code = self.on_pool_event(event, progress, skip, total)
+            if code is not None:
+                return code
         progress.clear()
-        self.summary(folder)
-        return EXIT_DONE
+        self.summary()
+        return EXIT_FAILED if self.uncollected else EXIT_DONE
+
+    def prepare(self, client: ComfyClient) -> None:
+        """A server that came back (a restarted Ray actor): the prompt file and the checks again."""
+        upload_prompt_file(client, self.path)
+        check_server(client, self.prompt, self.media, self.args)
+
+    def on_pool_event(self, event: PoolEvent, progress: Progress, skip: set[str], total: int) -> int | None:
+        """Report one event of the pool; an exit code when the session stops here."""
+        job = None if event.index is None else event.index + 1
+        server = {"server": event.server} if self.several else {}
+        if event.kind == "queued":
+            self.emit("queued", job=job, prompt_id=event.pid, **server)
+        elif event.kind == "event":
+            progress.event(event.data["type"], event.data, skip)
+            if event.data["type"] == "execution_start":
+                self.emit("started", job=job, prompt_id=event.data.get("prompt_id"), **server)
+        elif event.kind == "retried":
+            progress.println(f"job {job}: {event.reason} on {event.server}; it goes to another server", sys.stderr)
+            self.emit("retried", job=job, reason=event.reason, **server)
+        elif event.kind == "lost":
+            if self.pool.live:
+                progress.println(f"{event.server} stopped answering ({event.reason}); its jobs go to the other "
+                                 "servers", sys.stderr)
+            for index in event.data.get("jobs", []):
+                self.emit("retried", job=index + 1, reason=f"server lost: {event.reason}", **server)
+        elif event.kind == "back":
+            progress.println(f"{event.server} is back at {event.url} and takes jobs again", sys.stderr)
+        elif event.kind == "exhausted":
+            progress.clear()
+            what = "every server stopped answering" if self.several else "the server stopped answering"
+            raise ComfyError(f"{what} ({event.reason})")
+        elif event.kind == "result":
+            return self.on_result(event, progress, total)
+        return None
+
+    def on_result(self, event: PoolEvent, progress: Progress, total: int) -> int | None:
+        index, result = event.index, event.result
+        if result.rejected:
+            self.pool.stop()
+            progress.clear()
+            error(f"ComfyUI refused the prompt:\n  {refusal_text(result)}")
+            self.emit("failed", job=index + 1, refused=True, error=refusal_text(result))
+            return EXIT_BAD_INPUT
+        if result.status != "success":
+            self.pool.stop()
+            progress.clear()
+            where = f" on {event.server}" if self.several else ""
+            error(f"job {index + 1} of {total} failed{where}: {result.error_summary().splitlines()[0]} "
+                  "(the traceback is in ComfyUI's log)")
+            self.emit("failed", job=index + 1, refused=False, prompt_id=result.prompt_id,
+                      error=result.error_summary().splitlines()[0])
+            self.say_saved("fix the cause and continue with --resume", failed=index)
+            return EXIT_FAILED
+        paths, collected = event.data["paths"], event.data.get("collected")
+        if event.data.get("not_collected"):
+            progress.println(f"error: job {index + 1} was saved but not collected: {event.data['not_collected']}",
+                             sys.stderr)
+            self.uncollected.append(index)
+        self.saved += paths
+        self.saved_jobs.add(index)
+        self.emit("saved", job=index + 1, prompt_id=result.prompt_id, paths=paths,
+                  **({"collected": collected} if collected is not None else {}),
+                  **({"server": event.server} if self.several else {}))
+        if self.args.events == "text":
+            for path in collected if collected is not None else paths:
+                progress.println(path)
+        progress.job_done()
+        return None
+
+    def job_saved(self, client: ComfyClient, index: int, result: RunResult) -> dict:
+        """In the server's thread, before the job counts as done: where its images are on that
+        server ("paths") and, with --collect, their copies here ("collected"; "not_collected": why
+        not). A ComfyError (the server is gone) sends the job to another server."""
+        url = client.base_url
+        if url not in self.folders:          # the session's folder as that server's machine sees it
+            self.folders[url] = self.session_info(client)["folder"]
+        if url == self.client.base_url:
+            self.folder = self.folders[url]
+        folder = self.folders[url]
+        done = {"paths": [str(Path(folder) / i["filename"]) if folder else i["filename"] for i in result.images]}
+        if self.collect is None:
+            return done
+        done["collected"] = []
+        try:
+            for image in result.images:
+                name, subfolder, kind = image["filename"], image.get("subfolder", ""), image.get("type", "output")
+                png = client.view(name, subfolder, kind)
+                sidecar = client.view(Path(name).stem + ".json", subfolder, kind)
+                where = f"{url} {subfolder}/".replace("\\", "/")
+                if png is None or sidecar is None:
+                    raise CollectError(f"{where}{name}: the {'image' if png is None else 'sidecar'} is not on the server")
+                done["collected"].append(str(self.collect.add(name, png, sidecar, where)))
+        except CollectError as e:
+            done["not_collected"] = str(e)
+        return done
 
     def stop(self, prefix: str = "") -> None:
-        """Ctrl-C or a lost server: only this run's jobs leave the queue or stop; says what is saved."""
-        if self.runner is not None:
-            self.runner.cancel()
+        """Ctrl-C or a lost server: only this run's jobs leave the queues or stop; says what is saved."""
+        if self.pool is not None:
+            self.pool.stop()
         self.emit("interrupted" if prefix else "failed", images=len(self.saved))
         self.say_saved("continue with --resume", prefix)
 
     def say_saved(self, advice: str, prefix: str = "", failed: int | None = None) -> None:
-        """Where the session stands now, from the server's own record."""
+        """Where the session stands now: the collect folder's or this run's count with several
+        servers, else the server's own record."""
+        if self.several or self.collect is not None:
+            where = f" in {self.collect.folder}" if self.collect is not None else " on their servers"
+            if self.collect is not None:
+                advice = advice.replace("--resume", f"--resume --collect {self.collect.folder}")
+            note(f"{prefix}{plural(len(self.saved_jobs), 'job')} of this run saved{where}; {advice}"
+                 if self.saved_jobs else f"{prefix}no job of this run was saved")
+            return
         info = self.session_info()
         last, total = info["last_index"], info["total"]
         if last is None or last + 1 >= total and not self.saved:
@@ -486,16 +649,30 @@ class SessionRun:
             saved = f"job 1 of {total} is" if last == 0 else f"jobs 1–{last + 1} of {total} are"
             note(f"{prefix}{saved} saved in {info['folder']}; {advice}")
 
-    def summary(self, folder: str | None) -> None:
+    def summary(self) -> None:
         elapsed = time.monotonic() - self.t0
-        note(f"done: {plural(len(self.saved), 'image')} in {duration(elapsed)}")
-        made = sorted(p for p in Path(folder).iterdir() if p.name.startswith(("contact_sheet", "session."))) \
-            if folder and self.args.compose != "none" and Path(folder).is_dir() else []
+        note(f"done: {plural(len(self.saved), 'image')} in {duration(elapsed)}"
+             + (f" on {plural(len(self.clients), 'server')}" if self.several else ""))
+        folder = self.folder
+        if self.collect is not None:
+            folder = str(self.collect.folder)
+            made = self.compose_here(folder)
+        elif self.several:       # servers sharing one output folder (one machine): it holds the whole session
+            shared = len(set(self.folders.values())) == 1 and folder and Path(folder).is_dir()
+            made = self.compose_here(folder) if shared else []
+        else:
+            made = sorted(p for p in Path(folder).iterdir() if p.name.startswith(("contact_sheet", "session."))) \
+                if folder and self.args.compose != "none" and Path(folder).is_dir() else []
         self.emit("done", images=len(self.saved), seconds=round(elapsed, 3), folder=folder,
                   composed=[str(p) for p in made])
+        if self.uncollected:
+            error(f"{plural(len(self.uncollected), 'job')} ({', '.join(str(i + 1) for i in sorted(self.uncollected))}) "
+                  f"were saved on their servers but not collected; --resume --collect {folder} runs them again")
         if not folder:
+            if self.several:
+                note("  images are in each server's output folder; --collect DIR gathers them into one")
             return
-        note(f"  session folder: {folder}")
+        note(f"  {'collected' if self.collect is not None else 'session'} folder: {folder}")
         if self.args.compose == "none":
             return
         if Path(folder).is_dir():
@@ -505,6 +682,19 @@ class SessionRun:
                 note("  contact sheet: none was written (see ComfyUI's log)")
         else:
             note("  (the folder is on the server's machine)")
+
+    def compose_here(self, folder: str) -> list[Path]:
+        """Compose a folder that holds the whole session, here (not on a server)."""
+        if self.args.compose == "none":
+            return []
+        from core.contact_sheet import compose_session
+        try:
+            result = compose_session(folder, sheet=self.args.compose in ("sheet", "both"),
+                                     animation=self.args.compose in ("animation", "both"))
+        except (ValueError, OSError) as e:
+            error(f"composing {folder} failed (the images are saved): {e}")
+            return []
+        return [Path(p) for p in result.written]
 
 
 def node_of(prompt: dict, class_type: str) -> str:
@@ -585,6 +775,29 @@ def start_comfyui(args: argparse.Namespace):
     return server
 
 
+def start_ray(args: argparse.Namespace):
+    """The Ray actors' servers (not started yet): --comfyui DIR on every node, on GPUs or CPUs."""
+    from runner.comfy_server import device_args
+    from runner.ray_cluster import RayServers
+    extra = args.comfyui_arg
+    if args.ray_cpu_servers:
+        added, _ = device_args(extra + ([] if "--cpu" in extra else ["--cpu"]), lambda: False)
+        extra = extra + ([] if "--cpu" in extra else ["--cpu"]) + added
+    note(f"starting {'a local Ray instance' if args.ray == 'local' else f'on the Ray cluster at {args.ray}'} and "
+         + (f"{plural(args.ray_cpu_servers, 'ComfyUI')} on CPUs" if args.ray_cpu_servers else "one ComfyUI per GPU")
+         + f" from {args.comfyui} ...")
+    return RayServers(args.ray, args.comfyui, args.python, cpu_servers=args.ray_cpu_servers, extra_args=extra)
+
+
+def collect_folder(args: argparse.Namespace, path: Path, folder_run: bool) -> Path | None:
+    """--collect DIR; a folder of files: each session in DIR/<the file's path without .yaml>."""
+    if not args.collect:
+        return None
+    if not folder_run:
+        return Path(args.collect)
+    return Path(args.collect) / path.relative_to(args.file).with_suffix("")
+
+
 RESULT_TEXT = {EXIT_DONE: "done", EXIT_FAILED: "failed", EXIT_BAD_INPUT: "bad input",
                EXIT_NO_COMFYUI: "no ComfyUI", EXIT_INTERRUPTED: "interrupted"}
 
@@ -628,12 +841,22 @@ def main(argv: list[str] | None = None) -> int:
         except (PromptMediaError, WorkflowError) as e:
             error(str(e))
             rows.append(row(path, EXIT_BAD_INPUT, None))
-    server = session = current = None
+    server = session = current = cluster = None
     keep_log = False                  # a failed start names the log in the run's temporary folder
     try:
         if not checked:
             return EXIT_BAD_INPUT
-        if args.comfyui:
+        if args.ray:
+            from runner.ray_cluster import RayError
+            sys.stdout = sys.stderr         # Ray prints its own messages on stdout: keep it for the results
+            try:
+                cluster = start_ray(args)
+                servers = cluster.start()
+            except RayError as e:
+                error(str(e))
+                return EXIT_NO_COMFYUI
+            note(f"{plural(len(servers), 'ComfyUI')} up on Ray: {', '.join(s.client.base_url for s in servers)}")
+        elif args.comfyui:
             from runner.comfy_server import ServerError
             server = start_comfyui(args)
             try:
@@ -642,19 +865,22 @@ def main(argv: list[str] | None = None) -> int:
                 error(str(e))
                 keep_log = True
                 return EXIT_NO_COMFYUI
-            client = server.client
+            servers = [Server(server.url, server.client)]
             note(f"ComfyUI is up ({server.startup_s:.1f}s)")
         else:
-            client = ComfyClient(args.server)
-            if not client.is_up():
-                error(f"no ComfyUI answers at {args.server} (start it, or use --comfyui DIR to have this command "
-                      "start one)")
-                return EXIT_NO_COMFYUI
+            servers = [Server(url, ComfyClient(url)) for url in args.server]
+            for s in servers:
+                if not s.client.is_up():
+                    error(f"no ComfyUI answers at {s.name} (start it, or use --comfyui DIR to have this "
+                          "command start one)")
+                    return EXIT_NO_COMFYUI
         for path, media, prompt, oom, ui_workflow in checked:
             session, current = None, path
             try:
-                check_server(client, prompt, media, args)
-                session = SessionRun(client, args, path, media, prompt, oom, ui_workflow)
+                for s in servers:
+                    check_server(s.client, prompt, media, args)
+                session = SessionRun(servers, args, path, media, prompt, oom, ui_workflow,
+                                     collect_folder(args, path, folder_run))
                 code = session.run()
             except CheckFailed as e:
                 error(str(e))
@@ -693,6 +919,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop() if keep_log else server.remove_run_files()
+        if cluster is not None:
+            cluster.stop()
         if folder_run:
             folder_summary(sorted(rows, key=lambda r: files.index(r[0])), Path(args.file), time.monotonic() - t0)
 

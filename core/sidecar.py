@@ -258,6 +258,12 @@ def load_generation_params(image_path: str | os.PathLike) -> dict | None:
         return None
     except IsADirectoryError:
         raise GenerationParamsError(path, "is a directory, not a sidecar file") from None
+    return parse_generation_params(raw, path)
+
+
+def parse_generation_params(raw: bytes, path: str) -> dict:
+    """A sidecar's bytes (read from ``path``, or fetched from a server) as a dict; raises
+    GenerationParamsError like :func:`load_generation_params`."""
     if len(raw) > MAX_SIDECAR_BYTES:
         raise GenerationParamsError(path, f"larger than {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB; "
                                           "not a generation-params sidecar")

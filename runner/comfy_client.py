@@ -343,7 +343,7 @@ class ComfyClient:
             if status != 200 or "prompt_id" not in resp:
                 return RunResult("rejected", None, status, resp, wall_s=time.monotonic() - t0)
             result = RunResult("timeout", resp["prompt_id"], status, resp)
-            self._wait(result, ws, t0 + timeout, on_event)
+            self.follow(result, ws, t0 + timeout, on_event)
             result.wall_s = time.monotonic() - t0
             return result
         finally:
@@ -354,22 +354,27 @@ class ComfyClient:
         """Wait for an already queued prompt by polling /history (no websocket events)."""
         result = RunResult("timeout", prompt_id)
         t0 = time.monotonic()
-        self._wait(result, None, t0 + timeout)
+        self.follow(result, None, t0 + timeout)
         result.wall_s = time.monotonic() - t0
         return result
 
-    def _wait(self, result: RunResult, ws: WebSocket | None, deadline: float,
-              on_event: Callable[[str, dict], None] | None = None,
-              others: dict[str, RunResult] | None = None) -> WebSocket | None:
-        """Wait for ``result``'s prompt to end (its history entry is read then). Events of the
-        prompts in ``others`` (queued behind it) are kept on their results. Returns the
-        websocket, or None once it closed (the caller polls from then on)."""
+    def follow(self, result: RunResult, ws: WebSocket | None, deadline: float,
+               on_event: Callable[[str, dict], None] | None = None,
+               others: dict[str, RunResult] | None = None,
+               stop: Callable[[], bool] | None = None) -> WebSocket | None:
+        """Wait for ``result``'s prompt to end (its history entry is read then), until
+        ``deadline`` (time.monotonic) or until ``stop()`` is true (checked every 2 s at most; the
+        status stays "timeout"). Events of the prompts in ``others`` (queued behind it, on the same
+        websocket) are kept on their results. Returns the websocket, or None once it closed (the
+        caller polls from then on). Raises ComfyError when the server stops answering."""
         pid = result.prompt_id
         ours = dict(others or {}, **{pid: result})
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop is not None and stop()):
             if ws is not None and not result.ended:
                 try:
                     for kind, data in self.events(ws, timeout=min(2.0, max(0.05, deadline - time.monotonic()))):
+                        if stop is not None and stop():
+                            break
                         target = ours.get(data.get("prompt_id"))
                         if target is None:
                             continue

@@ -79,8 +79,10 @@ class ComfyServer:
     def __init__(self, comfyui_path: str | os.PathLike, python: str | os.PathLike, base_dir: str | os.PathLike,
                  *, port: int | None = None, ports: range | None = None,
                  extensions: dict[str, str | os.PathLike] | None = None, extra_args: list[str] | None = None,
-                 startup_timeout: float = 180.0):
+                 startup_timeout: float = 180.0, host: str = "127.0.0.1", die_with_parent: bool = False):
         self.comfyui_path = Path(comfyui_path)
+        self.host = host                       # the address ComfyUI listens on
+        self.die_with_parent = die_with_parent   # Linux: ComfyUI is killed when this process dies
         self.python = str(python)
         self.base = Path(base_dir)
         self.port = port
@@ -94,7 +96,7 @@ class ComfyServer:
     # -- paths
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -125,7 +127,7 @@ class ComfyServer:
             return self
         self.prepare()
         if self.port is None:
-            self.port = free_port(self.ports)
+            self.port = free_port(self.ports, self.host)
         t0 = time.monotonic()
         log = open(self.log_path, "ab")
         log.write(f"\n===== start {time.strftime('%H:%M:%S')} port {self.port} =====\n".encode())
@@ -134,7 +136,8 @@ class ComfyServer:
         # own session/process group: stop() can end ComfyUI and anything it spawned, and a
         # Ctrl-C in the test terminal does not hit it before our cleanup runs
         self.proc = subprocess.Popen(self.command(), cwd=self.comfyui_path, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, env=self.environment())
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=self.environment(),
+                                     preexec_fn=_kill_with_parent if self.die_with_parent else None)
         _RUNNING.add(self)
         log.close()
         client = ComfyClient(self.url)
@@ -211,6 +214,14 @@ class ComfyServer:
                 if re.search(r"\(IMPORT FAILED\): .*custom_nodes[/\\]" + re.escape(name) + r"\s*$", text, re.M)]
 
 
+def _kill_with_parent() -> None:
+    """In the child before exec: the kernel sends it SIGKILL when the process that started it dies
+    (Linux prctl PR_SET_PDEATHSIG; elsewhere nothing), so a killed Ray actor leaves no ComfyUI."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG = 1
+
+
 def _import_traceback(log: str, names: list[str]) -> str:
     """The traceback ComfyUI printed for a failed custom node (up to its "Cannot import" line),
     else the log tail."""
@@ -227,11 +238,11 @@ class InstalledComfyServer(ComfyServer):
     holds the log."""
 
     def __init__(self, comfyui_path, python, extension_dir, extension_name: str = EXTENSION_NAME, *,
-                 port=None, extra_args=None, startup_timeout: float = 300.0):
+                 port=None, extra_args=None, startup_timeout: float = 300.0, **kwargs):
         import tempfile
         super().__init__(comfyui_path, python, tempfile.mkdtemp(prefix="prompt-media-run-"), port=port,
                          extensions={extension_name: extension_dir}, extra_args=extra_args,
-                         startup_timeout=startup_timeout)
+                         startup_timeout=startup_timeout, **kwargs)
         self.already_installed = _installed_in(self.comfyui_path / "custom_nodes", Path(extension_dir))
 
     @property
@@ -270,7 +281,7 @@ class InstalledComfyServer(ComfyServer):
             f"prompt_media_run:\n  custom_nodes: {json.dumps(str(nodes_dir))}\n", encoding="utf-8")
 
     def command(self) -> list[str]:
-        cmd = [self.python, "main.py", "--listen", "127.0.0.1", "--port", str(self.port),
+        cmd = [self.python, "main.py", "--listen", self.host, "--port", str(self.port),
                "--disable-auto-launch"]
         if not self.already_installed:
             cmd += ["--extra-model-paths-config", str(self.base / "extra_paths.yaml")]

@@ -8,7 +8,8 @@
 # Tiers:
 #   lint     ruff check . (rules in pyproject.toml [tool.ruff]); pytest arguments do not apply.
 #   unit     tests/unit, always.
-#   host     tests/host against a real headless ComfyUI. The host is COMFYUI_PATH (ComfyUI
+#   host     tests/host against a real headless ComfyUI (and Ray from scripts/requirements-ray.txt,
+#            installed into the venv for run_session.py --ray). The host is COMFYUI_PATH (ComfyUI
 #            source dir) + COMFYUI_PYTHON (its python) from the environment, else the one
 #            scripts/setup_test_host.sh lays out ($PM_HOST_DIR, default
 #            ~/.cache/prompt-media/host: ComfyUI/ + venv/), else a host preinstalled at
@@ -205,6 +206,7 @@ if wants host; then
   if [ -n "$HOST_ERROR" ]; then
     fail_tier host "$HOST_ERROR"
   elif [ "$HOST_FOUND" = 1 ]; then
+    pip_install scripts/requirements-ray.txt || say "WARNING: pip install of scripts/requirements-ray.txt failed: the Ray test skips"
     run_tier host tests/host 1
   else
     skip_tier host "NO HOST: $HOST_REASON"; NO_HOST_TIERS+=(host)

@@ -147,3 +147,37 @@ def test_dry_run_of_a_folder_plans_each_file_and_reports_the_bad_one(work):
     empty.mkdir()
     none = cli(str(empty), "--dry-run", cwd=work)
     assert (none.returncode, none.stderr) == (2, f"error: {empty}: no .yaml or .yml file in this folder\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--server", "127.0.0.1:9", "--server", "http://127.0.0.1:9"], "--server: the same server is given twice"),
+    (["--ray", "local", "--collect", "out"], "--ray needs --comfyui DIR: the ComfyUI each Ray actor starts"),
+    (["--ray", "local", "--comfyui", "."], "--ray needs --collect DIR: the images are made on the cluster's nodes"),
+    (["--server", "127.0.0.1:9", "--ray-cpu-servers", "2"], "--ray-cpu-servers goes with --ray"),
+])
+def test_server_options_that_do_not_go_together(work, args, message):
+    result = cli("ok.yaml", *args, "--checkpoint", "x.safetensors", cwd=work)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == f"run_session.py: error: {message}" + (
+        " (the same path on every node)" if "--comfyui DIR" in message else "")
+
+
+def test_a_second_server_that_does_not_answer_stops_before_anything_is_queued(work):
+    result = cli("ok.yaml", "--server", NO_SERVER, "--server", "127.0.0.1:7", "--checkpoint", "x.safetensors",
+                 cwd=work)
+    assert (result.returncode, result.stdout) == (3, "")
+    assert result.stderr.startswith(f"error: no ComfyUI answers at http://{NO_SERVER} ")
+
+
+def test_ray_missing_says_how_to_install_it(monkeypatch):
+    from prompt_media_pkg.runner import ray_cluster
+    monkeypatch.setitem(sys.modules, "ray", None)          # `import ray` raises ImportError
+    with pytest.raises(ray_cluster.RayError, match=r"--ray needs Ray in the python that runs run_session.py "
+                                                   r"\(.*\): pip install ray$"):
+        ray_cluster.import_ray()
+
+
+def test_nothing_imports_ray_without_the_ray_option():
+    probe = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import run_session, runner.pool, core.collect; "
+             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "[]\n"
