@@ -119,3 +119,24 @@ def test_a_server_killed_mid_session_leaves_every_job_done_exactly_once(comfy_se
     images = collected(folder)
     assert sorted(s["oom"]["index"] for s in images.values()) == list(range(8))
     assert events[-1]["event"] == "done" and events[-1]["images"] == 8
+
+
+def test_two_servers_sharing_an_output_folder_make_one_session_folder(make_comfy_server, tmp_path, request):
+    """One machine, two GPUs: two ComfyUIs from one installation write into the same output folder."""
+    output = tmp_path / "output"
+    output.mkdir()
+    first, second = (make_comfy_server(extra_args=["--output-directory", str(output)]) for _ in range(2))
+    yaml_path = tmp_path / "shared.yaml"
+    yaml_path.write_text(EIGHT.format(steps=2), encoding="utf-8")
+    run = cli(str(yaml_path), "--server", first.url, "--server", second.url, "--checkpoint", TEST_CHECKPOINT,
+              "--root", f"pmtest/{request.node.name}", "--events", "json")
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    assert {e["server"] for e in events if e["event"] == "saved"} == {first.url, second.url}, run.stderr
+    images = sorted((output / "pmtest").rglob("*_seed_*.png"))
+    plan = json.loads(cli(str(yaml_path), "--dry-run", "--json").stdout)
+    assert [p.name for p in images] == [job["filename"] for job in plan["jobs"]]     # one folder, each job once
+    folder = images[0].parent
+    assert {p.parent for p in images} == {folder}
+    assert sorted(Path(p) for e in events if e["event"] == "saved" for p in e["paths"]) == images
+    assert events[-1]["composed"] == [str(folder / "contact_sheet.jpg")] and (folder / "contact_sheet.jpg").is_file()
