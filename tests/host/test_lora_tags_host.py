@@ -252,10 +252,13 @@ def test_trigger_words_from_metadata_go_into_the_prompt_once_and_into_the_sideca
     assert by_name["pm_trig_row.safetensors"]["trigger_words"] == ["rowword", "row phrase"]
     assert by_name[CONV]["trigger_words"] == []
 
-    # the toggle off: the row is applied, its words are not added
+    # the toggle off: the row is applied, its words are not added (job 0 again opens a new
+    # session: the same job in the same session would be found already saved)
     prompt[chain]["inputs"]["add_trigger_words"] = False
+    prompt[oom_id(prompt)]["inputs"]["job_index"] = 0
     [path] = comfy.image_paths(comfy.run_ok(prompt))
-    assert sidecar(path)["parameters"]["prompt"] == "tiny test, a blue bird"
+    assert sidecar(path)["parameters"]["prompt"] == "tiny test, foxtrigger, a red fox"
+    assert "pm_trig_row.safetensors" in [lora["lora_name"] for lora in sidecar(path)["parameters"]["loras"]]
 
 
 def test_civitai_reads_model_and_loras_with_hashes_and_weights_and_comfyui_gets_the_workflow(comfy, test_models_dir):
