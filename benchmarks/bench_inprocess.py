@@ -225,7 +225,7 @@ def bench_saver(comfyui: str, work: str, models: str, reps: int, size: int) -> d
 FSYNC = ("~", "<built-in method posix.fsync>")
 PARTS_OURS = {
     "PNG encode (Pillow save)": [("Image.py", "save")],
-    "fsync (file + folder)": [FSYNC],
+    "fsync on the saver's path (file + folder)": [FSYNC],
     "PNG metadata (json.dumps of prompt/workflow)": [("pngmeta.py", "comfy_chunks")],
     "sha256 of the PNG": [("hashing.py", "sha256_bytes")],
     "sidecar JSON": [("atomic.py", "json_bytes")],
@@ -233,11 +233,12 @@ PARTS_OURS = {
     "graph walk + params": [("graph_params.py", "find_sampler_params"), ("graph_params.py", "resolve"),
                             ("sidecar.py", "parameters_section"), ("pngmeta.py", "a1111_parameters"),
                             ("sidecar.py", "applied_loras")],
-    "folder scan (numbering)": [("session.py", "highest_count")],
+    "session bookkeeping (which session, numbers)": [("session.py", "for_job"), ("saver.py", "_saved_before")],
+    "hand-off to the background fsync": [("atomic.py", "add")],
 }
 PARTS_CORE = {
     "PNG encode (Pillow save)": [("Image.py", "save")],
-    "fsync (file + folder)": [FSYNC],
+    "fsync on the saver's path (file + folder)": [FSYNC],
     "PNG metadata (json.dumps of prompt/workflow)": [("__init__.py", "dumps")],
     "folder scan (numbering)": [("folder_paths.py", "get_save_image_path")],
 }

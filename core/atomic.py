@@ -4,14 +4,24 @@ Bytes go to a hidden temporary file in the target folder (same filesystem), are 
 fsynced, and only then get their final name. Publishing never replaces an existing file:
 ``os.link(tmp, final)`` fails with FileExistsError when ``final`` exists, which is what lets
 two processes saving into one folder pick different names instead of overwriting each other.
+
+``durable=False`` leaves out the fsyncs: the temp file and the link still make a crashed or
+killed process unable to leave a half-written file under a final name (the kernel keeps what
+was written); only a power loss before the kernel writes it back could. :data:`FLUSHER` then
+fsyncs the published files on a background thread, so a caller (the Session Saver, between
+two jobs) does not wait for the disk.
 """
 from __future__ import annotations
 
+import atexit
 import errno
 import json
+import logging
 import os
+import queue
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -130,12 +140,12 @@ def _reserve_and_replace(tmp: str, final: str) -> None:
         raise
 
 
-def publish_bytes(data: Content, final: str) -> str:
+def publish_bytes(data: Content, final: str, *, durable: bool = True) -> str:
     """Write ``data`` (see :func:`write_temp`) under the new name ``final`` atomically;
-    FileExistsError if it exists."""
-    tmp = write_temp(os.path.dirname(final) or ".", data)
+    FileExistsError if it exists. ``durable=False``: no fsync (see the module docstring)."""
+    tmp = write_temp(os.path.dirname(final) or ".", data, durable=durable)
     try:
-        publish_temp(tmp, final)
+        publish_temp(tmp, final, sync_dir=durable)
     except BaseException:
         discard(tmp)
         raise
@@ -191,7 +201,77 @@ def json_bytes(obj: Any) -> bytes:
 
 def write_json(path: str, obj: Any, *, replace: bool = False, durable: bool = True) -> str:
     """Write ``obj`` as JSON atomically. ``replace=False`` refuses to replace an existing file
-    (FileExistsError); ``replace=True`` atomically swaps it (our own state files only; see
-    :func:`replace_bytes` for ``durable``)."""
+    (FileExistsError); ``replace=True`` atomically swaps it (our own state files only).
+    ``durable=False``: no fsync (see the module docstring)."""
     data = json_bytes(obj)          # serialise first: a bad value never leaves a temp file behind
-    return replace_bytes(data, path, durable=durable) if replace else publish_bytes(data, path)
+    return replace_bytes(data, path, durable=durable) if replace else publish_bytes(data, path, durable=durable)
+
+
+# --------------------------------------------------------------------------- background durability
+
+log = logging.getLogger(__name__)
+
+
+class Flusher:
+    """Makes published files durable off the caller's thread: one daemon thread fsyncs the files
+    handed to :meth:`add`, then each folder they are in (their new names). Files are complete
+    under their names before they get here; this only moves the moment they survive a power
+    loss to a few milliseconds later. At most ``max_pending`` calls wait: a caller faster than
+    the disk then waits in :meth:`add`, so the window stays bounded."""
+
+    def __init__(self, max_pending: int = 16):
+        self._queue: queue.Queue[tuple[str, ...]] = queue.Queue(max_pending)
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def add(self, *paths: str) -> None:
+        """fsync ``paths`` and their folders soon (one wake-up of the thread per call)."""
+        with self._start:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="prompt-media-fsync", daemon=True)
+                self._thread.start()
+        self._queue.put(paths)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every file added so far is fsynced; False if ``timeout`` passed first."""
+        q = self._queue
+        with q.all_tasks_done:
+            return q.all_tasks_done.wait_for(lambda: not q.unfinished_tasks, timeout)
+
+    def _run(self) -> None:
+        while True:
+            batches = [self._queue.get()]
+            while True:                              # what else is waiting: one folder fsync for all
+                try:
+                    batches.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                folders = dict.fromkeys(_fsync_file(path) for paths in batches for path in paths)
+                for folder in folders:
+                    if folder is not None:
+                        fsync_dir(folder)
+            except Exception as e:        # never kill the thread: later files still need it
+                log.warning("prompt-media: background fsync failed: %s", e)
+            finally:
+                for _ in batches:
+                    self._queue.task_done()
+
+
+def _fsync_file(path: str) -> str | None:
+    """fsync one published file; its folder, or None when it is gone (removed meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)   # Windows flushes writable handles only
+    except FileNotFoundError:
+        return None
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        log.warning("prompt-media: fsync of %s failed: %s", path, e)
+    finally:
+        os.close(fd)
+    return os.path.dirname(path) or "."
+
+
+FLUSHER = Flusher()
+atexit.register(FLUSHER.wait, 10.0)         # a clean exit flushes what is pending (the kernel would, too)

@@ -11,8 +11,10 @@ log ``<root>/.prompt_media/numbers/YYYY-MM-DD-HHMM/NNNN.json`` (one file per ses
 published with a no-replace link, so concurrent openers never get overlapping ranges).
 
 One state file per expansion, ``<root>/.prompt_media/sessions/<id>.json``, records the session
-last opened for it (folder, started, first, batch_size, jobs, last_index, last_count). Which
-session a job saves into:
+last opened for it (folder, started, first, batch_size, jobs), once, when it opens. How far it
+got is not written per job: it is what the folder holds (a job is saved when all its sidecars
+are there, see :func:`saved_jobs`), so it never runs ahead of or lags behind the images, and
+saving a job costs no state write. Which session a job saves into:
 
 - a planned session (run_session.py passes its folder and first number to the saver): that one,
   on every server, reserved there too if it was opened elsewhere;
@@ -225,8 +227,8 @@ class Session:
     root_dir: str          # absolute <output>/<root>
     folder: str            # absolute session folder
     started: datetime
-    last_index: int = -1   # the highest job index saved
-    last_count: int = 0    # the highest number saved
+    last_index: int = -1   # the highest job index saved (in memory; on disk: the folder)
+    last_count: int = 0    # the highest number saved (in memory; on disk: the folder)
     first: int = 1         # the number of job 0's first image
     batch_size: int = 1    # images per job
     jobs: int = 0          # the session's job count
@@ -246,8 +248,7 @@ class Session:
     def state(self) -> dict:
         return {"expansion_id": self.expansion_id, "folder": self.relative_folder,
                 "started": self.started.strftime(STARTED_FORMAT), "first": self.first,
-                "batch_size": self.batch_size, "jobs": self.jobs,
-                "last_index": self.last_index, "last_count": self.last_count}
+                "batch_size": self.batch_size, "jobs": self.jobs}
 
     def saved(self, job_index: int, batch_index: int) -> None:
         self.last_index = max(self.last_index, job_index)
@@ -268,32 +269,52 @@ def state_path(root_dir: str, expansion_id: str) -> str:
 
 
 def load_session(root_dir: str, expansion_id: str) -> Session | None:
-    """The session recorded for ``expansion_id``; None when none is recorded or the record is
-    unusable (then a new session is opened: continuing into a wrong folder would be worse). A
-    record without ``first`` (written before numbers were planned) is unusable too."""
+    """The session recorded for ``expansion_id``, with how far it got (from its folder); None
+    when none is recorded or the record is unusable (then a new session is opened: continuing
+    into a wrong folder would be worse). A record without ``first`` (written before numbers
+    were planned) is unusable too."""
     path = state_path(root_dir, expansion_id)
     data = _read_json(path)
     if data is None:
         return None
     try:
         full = path_inside(root_dir, data["folder"], "session folder", folder=True)
-        first, batch_size = int(data["first"]), int(data.get("batch_size", 1))
+        first, batch_size, jobs = int(data["first"]), int(data.get("batch_size", 1)), int(data.get("jobs", 0))
         if first < 1 or batch_size < 1:
             return None
-        return Session(expansion_id, root_dir, full, datetime.strptime(data["started"], STARTED_FORMAT),
-                       int(data.get("last_index", -1)), int(data.get("last_count", 0)), first, batch_size,
-                       int(data.get("jobs", 0)))
+        session = Session(expansion_id, root_dir, full, datetime.strptime(data["started"], STARTED_FORMAT),
+                          first=first, batch_size=batch_size, jobs=jobs)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    done = saved_jobs(session)
+    if done:
+        session.last_index = max(done)
+        session.last_count = first + (session.last_index + 1) * batch_size - 1
+    return session
 
 
-def save_session(session: Session, *, durable: bool = True) -> None:
-    """Record the session. ``durable=False`` (the per-job progress update) skips the fsyncs: a
-    power loss may then roll back last_index/last_count, never the folder or the numbers, and a
-    job run again finds its image saved (see SessionBook)."""
+def saved_jobs(session: Session) -> set[int]:
+    """The job indexes whose every image has its sidecar in the session folder (the sidecar is
+    published after its image), read from the file names of the session's own numbers."""
+    end = session.first + max(session.jobs, 1) * session.batch_size
+    images: dict[int, int] = {}
+    try:
+        with os.scandir(session.folder) as entries:
+            for entry in entries:
+                m = NUMBERED_FILE.match(entry.name)
+                if m and entry.name.endswith(".json") and session.first <= int(m.group(1)) < end:
+                    job = (int(m.group(1)) - session.first) // session.batch_size
+                    images[job] = images.get(job, 0) + 1
+    except OSError:
+        return set()
+    return {job for job, n in images.items() if n >= session.batch_size}
+
+
+def save_session(session: Session) -> None:
+    """Record the session (once, when it opens; durably: later jobs and restarts rely on it)."""
     path = state_path(session.root_dir, session.expansion_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_json(path, session.state(), replace=True, durable=durable)
+    write_json(path, session.state(), replace=True)
 
 
 def _prepare_folder(root_dir: str, folder: str, expansion_id: str) -> None:
@@ -378,13 +399,13 @@ SESSIONS = SessionBook()
 
 # --------------------------------------------------------------------------- publishing
 
-def publish_image(folder: str, name: str, data: bytes, *, sync_dir: bool = True) -> bool:
+def publish_image(folder: str, name: str, data: bytes, *, durable: bool = True) -> bool:
     """Publish PNG ``data`` as ``folder/name`` (a planned name); False, with nothing written,
-    when that name exists. ``sync_dir=False``: the caller fsyncs the folder later (e.g. with the
-    sidecar's name)."""
-    tmp = write_temp(folder, data)
+    when that name exists. ``durable=False``: no fsync, the caller makes it durable later (see
+    core.atomic.FLUSHER)."""
+    tmp = write_temp(folder, data, durable=durable)
     try:
-        publish_temp(tmp, os.path.join(folder, name), sync_dir=sync_dir)
+        publish_temp(tmp, os.path.join(folder, name), sync_dir=durable)
     except FileExistsError:
         discard(tmp)
         return False

@@ -216,12 +216,13 @@ def params_exist(image_path: str | os.PathLike) -> bool:
 def save_generation_params(output_path: str | os.PathLike, plugin_name: str, plugin_version: str,
                            task_id: int | str, timestamp: str, parameters: dict,
                            project_id: int | str | None = None, *, overwrite: bool = False,
-                           **extra: Any) -> str:
+                           durable: bool = True, **extra: Any) -> str:
     """Write the sidecar of ``output_path`` and return its path.
 
     Extra keyword arguments become top-level keys (``oom``, ``session``, ``image_sha256``,
     ``system``; an ``output`` dict replaces the default ``{filename, path}``). Raises
-    FileExistsError when the sidecar exists and ``overwrite`` is false.
+    FileExistsError when the sidecar exists and ``overwrite`` is false. ``durable=False`` leaves
+    the fsyncs to the caller (core.atomic: complete under its name all the same).
     """
     output_path = os.fspath(output_path)
     if not isinstance(parameters, dict):
@@ -238,7 +239,7 @@ def save_generation_params(output_path: str | os.PathLike, plugin_name: str, plu
     data.update(extra)
     json_path = get_params_path(output_path)
     try:
-        write_json(json_path, data, replace=overwrite)
+        write_json(json_path, data, replace=overwrite, durable=durable)
     except FileExistsError:
         raise FileExistsError(f"{json_path}: a sidecar already exists (not replaced)") from None
     return json_path

@@ -18,6 +18,7 @@ import folder_paths
 from comfy.cli_args import args
 from comfy.utils import ProgressBar
 
+from ..core.atomic import FLUSHER
 from ..core.generation_params import GenerationParamsError, load_generation_params, save_generation_params
 from ..core.graph_params import file_name_seed, find_sampler_params, resolve
 from ..core.hashing import sha256_bytes
@@ -34,7 +35,6 @@ from ..core.session import (
     copy_prompt_file,
     publish_image,
     resolve_root,
-    save_session,
 )
 from ..core.sidecar import (
     PLUGIN_NAME,
@@ -173,6 +173,7 @@ class PromptMediaSessionSaver:
 
     def __init__(self):
         self._prompt_cache = None          # (prompt, extra_pnginfo, unique_id, chunks, graph)
+        self._copied = None                # (folder, source name, sha256) of the last prompt-file copy
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -250,11 +251,12 @@ class PromptMediaSessionSaver:
                                  f"numbers {session.batch_size} per job (the batch size changed mid-session): "
                                  "start a new session (job 0) with the new batch size")
         folder = session.folder
-        if prompt_media is not None:
+        copy_key = (folder, prompt_media.source_name, prompt_media.sha256) if prompt_media is not None else None
+        if copy_key is not None and copy_key != self._copied:     # once per session folder and file
             copy = copy_prompt_file(folder, prompt_media.source_name, prompt_media.text)
+            self._copied = copy_key
             if session.opened:
                 log.info("[Prompt Media] prompt file copied to %s", copy)
-                session.opened = False
 
         declared = job.get("loras")          # the job's set: the file's loras: list and its tags
         if declared is None and prompt_media is not None:
@@ -300,8 +302,8 @@ class PromptMediaSessionSaver:
             if parent is not None:
                 record = parent_record(parent, output_dir, lambda p, px=pixels: _same_pixels(p, px))
                 lineage = {PARENT_KEY: record} if record else {}
-            # the sidecar's publication just below fsyncs the folder for both new names
-            if not publish_image(folder, name, data, sync_dir=False):
+            # complete under its name at once; made durable (fsync) in the background below
+            if not publish_image(folder, name, data, durable=False):
                 # an earlier attempt published this image and stopped before its sidecar
                 if not _same_pixels(path, pixels):
                     raise NumberingError(
@@ -320,12 +322,13 @@ class PromptMediaSessionSaver:
                             "subfolder": subfolder.replace(os.sep, "/")},
                     parameters_source=parameters_source_section(graph, resolved, *lora_notes, seed_note),
                     oom=oom_section(job), session=session_section(started, folder, job, session.first),
-                    image_sha256=sha256_bytes(data), system=system, **lineage)
+                    image_sha256=sha256_bytes(data), system=system, durable=False, **lineage)
             except FileExistsError:
                 # another server saved this same job at the same moment (a retry racing the original)
                 if not _saved_before(session, folder, name, job_index, batch_index):
                     raise
                 already.append(name)
+            FLUSHER.add(path, path[:-4] + ".json")   # fsynced in the background: the next job does not wait
             log.info("[Prompt Media] saved %s", path)
             note_saved(folder)
             send_event("saved", {"folder": subfolder.replace(os.sep, "/"), "filename": name,
@@ -334,7 +337,6 @@ class PromptMediaSessionSaver:
             results.append(result)
             session.saved(job_index, batch_index)
 
-        save_session(session, durable=False)     # progress only; the folder was recorded durably
         if job_index == total - 1:
             _finish(folder, subfolder.replace(os.sep, "/"), compose, unique_id)
         # session progress on the node, after this job is safely on disk (it is a cancel point)

@@ -174,7 +174,7 @@ def test_one_job_per_run_continues_and_widget_override_is_recorded(comfy):
         assert src["overrides"] == {"steps": {"used": 2, "file": 1}}
         assert "Steps: 2," in Image.open(dirs[0] / name).text["parameters"]
     state = json.loads(next((comfy.server.output_dir / root / ".prompt_media" / "sessions").glob("*.json")).read_text())
-    assert state["last_index"] == 2 and state["last_count"] == 3
+    assert (state["first"], state["batch_size"], state["jobs"]) == (1, 1, 6)     # written once, when it opened
     assert (comfy.server.output_dir / root / state["folder"]) == dirs[0]
 
 
@@ -322,20 +322,27 @@ def test_session_continues_across_a_restart(comfy):
         wf = saver_workflow("session.yaml", root, run="one job per run", job_index=index, variation_seed=variation_seed)
         return comfy.image_paths(comfy.run_ok(wf))[0].relative_to(comfy.server.output_dir / root).as_posix()
 
+    def last_index() -> int | None:              # where the session stands, as the button asks
+        wf = saver_workflow("session.yaml", root, run="one job per run", variation_seed=11)
+        status, info = comfy.client.request("POST", "/prompt_media/session", {"prompt": wf, "node_id": NODE["oom"]})
+        assert status == 200, info
+        return info["last_index"]
+
     with pinned_clock(comfy.server, PINNED):
         first = [job(0), job(1)]
     comfy.server.restart()
+    assert last_index() == 1                         # read from the folder after the restart
     after = [job(2), job(3)]                         # unpinned: continuing needs no clock
     folders = {p.rsplit("/", 1)[0] for p in first + after}
     assert folders == {PINNED.strftime("%Y/%m/%d/%H%M")}
     assert [p.rsplit("/", 1)[1] for p in first + after] == [f"{i:03d}_seed_31337.png" for i in range(1, 5)]
     state_file = next((comfy.server.output_dir / root / ".prompt_media" / "sessions").glob("*.json"))
     old_state = json.loads(state_file.read_text())
-    assert old_state["last_index"] == 3 and old_state["last_count"] == 4
+    assert last_index() == 3
     with pinned_clock(comfy.server, PINNED + timedelta(seconds=30)):
         again = job(0)                               # job 0 again, same minute: a new session there
     new_state = json.loads(state_file.read_text())
-    assert new_state["started"] > old_state["started"] and new_state["last_index"] == 0
+    assert new_state["started"] > old_state["started"] and last_index() == 0
     # after all six numbers the earlier session reserved, the two it has not saved yet included
     assert (new_state["folder"], again) == (old_state["folder"], f"{old_state['folder']}/007_seed_31337.png")
     with pinned_clock(comfy.server, PINNED + timedelta(minutes=1)):

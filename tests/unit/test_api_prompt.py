@@ -108,11 +108,16 @@ def test_session_status_follows_the_recorded_session(tmp_path):
     from datetime import datetime
     folder = tmp_path / "2026" / "01" / "01" / "1200"
     folder.mkdir(parents=True)
-    save_session(Session(status["expansion_id"], str(tmp_path), str(folder), datetime(2026, 1, 1, 12), 2, 3))
+    save_session(Session(status["expansion_id"], str(tmp_path), str(folder), datetime(2026, 1, 1, 12),
+                         first=4, jobs=6))
+    for count in (4, 5, 6):                  # jobs 0-2 saved (the folder says how far it got)
+        (folder / f"{count:03d}_seed_1.json").write_text("{}")
+    (folder / "003_seed_1.json").write_text("{}")          # another session's number: not ours
     status = session_status(media, request, str(tmp_path))
     assert (status["next_index"], status["remaining"], status["last_index"]) == (3, 3, 2)
-    assert status["folder"] == str(folder)
-    save_session(Session(status["expansion_id"], str(tmp_path), str(folder), datetime(2026, 1, 1, 12), 5, 6))
+    assert (status["folder"], status["session_folder"], status["first_number"]) == (str(folder), "2026/01/01/1200", 4)
+    for count in (7, 8, 9):
+        (folder / f"{count:03d}_seed_2.json").write_text("{}")
     assert session_status(media, request, str(tmp_path))["next_index"] == 0     # finished: a new one
     json.dumps(status)                                                          # the route's answer
 

@@ -111,3 +111,65 @@ def test_a_writer_function_streams_into_the_temp_file(tmp_path):
     with pytest.raises(FileExistsError):
         atomic.publish_bytes(lambda f: f.write(b"x"), final)     # publishing never replaces
     assert atomic.publish_bytes(lambda f: f.write(b"x"), str(tmp_path / "new.png")).endswith("new.png")
+
+
+def _count_fsyncs(monkeypatch):
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    return calls
+
+
+def test_non_durable_publish_is_complete_and_never_replaces_but_skips_fsync(tmp_path, monkeypatch):
+    calls = _count_fsyncs(monkeypatch)
+    final = tmp_path / "001_seed_1.png"
+    atomic.publish_bytes(b"png" * 100, str(final), durable=False)
+    atomic.write_json(str(tmp_path / "001_seed_1.json"), {"a": 1}, durable=False)
+    assert final.read_bytes() == b"png" * 100 and _names(tmp_path) == ["001_seed_1.json", "001_seed_1.png"]
+    with pytest.raises(FileExistsError):
+        atomic.publish_bytes(b"other", str(final), durable=False)
+    assert calls == [] and final.read_bytes() == b"png" * 100
+    atomic.publish_bytes(b"x", str(tmp_path / "durable.png"))
+    assert len(calls) == 2                                   # the file's data, then the folder
+
+
+def test_flusher_fsyncs_files_then_their_folders_off_the_callers_thread(tmp_path, monkeypatch):
+    import threading
+    synced, threads = [], set()
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(os.fstat(fd).st_ino)
+        threads.add(threading.current_thread().name)
+        real(fd)
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    files = [tmp_path / "a" / "001_seed_1.png", tmp_path / "a" / "001_seed_1.json", tmp_path / "b" / "x.png"]
+    for f in files:
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(b"data")
+    flusher = atomic.Flusher()
+    flusher.add(*map(str, files[:2]))
+    flusher.add(str(files[2]), str(tmp_path / "b" / "removed meanwhile.png"))
+    assert flusher.wait(10)
+    inodes = [f.stat().st_ino for f in files]
+    assert set(inodes) <= set(synced)
+    assert {(tmp_path / "a").stat().st_ino, (tmp_path / "b").stat().st_ino} <= set(synced)
+    for f, ino in zip(files, inodes):                       # each folder after its files
+        assert synced.index(f.parent.stat().st_ino) > synced.index(ino)
+    assert threads == {"prompt-media-fsync"}
+
+
+def test_flusher_survives_a_failing_fsync(tmp_path, monkeypatch, caplog):
+    f = tmp_path / "a.png"
+    f.write_bytes(b"data")
+
+    def broken(fd):
+        raise OSError(errno.EIO, "I/O error")
+    monkeypatch.setattr(atomic.os, "fsync", broken)
+    flusher = atomic.Flusher()
+    flusher.add(str(f))
+    assert flusher.wait(10)
+    monkeypatch.undo()
+    flusher.add(str(f))                                     # the thread still works
+    assert flusher.wait(10)
+    assert "fsync of" in caplog.text and "I/O error" in caplog.text

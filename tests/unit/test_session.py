@@ -62,12 +62,23 @@ def test_job_zero_opens_and_later_jobs_continue(tmp_path):
     assert first.opened and first.folder.endswith(os.path.join("2025", "10", "13", "1458"))
     assert (first.first, first.batch_size, first.jobs) == (1, 1, 6)
     assert s.publish_image(first.folder, "001_seed_11.png", b"png")
-    first.saved(0, 0)
-    s.save_session(first)
-    # job 1 a while later in another process (a new book): only the state file is shared
+    assert s.saved_jobs(first) == set()                    # an image without its sidecar: not saved
+    (tmp_path / first.relative_folder / "001_seed_11.json").write_text("{}")
+    # job 1 a while later in another process (a new book): the state file and the folder are shared
     later = _job(s.SessionBook(), root, 1, now=T1)
     assert not later.opened and later.folder == first.folder and later.started == T0
     assert (later.last_index, later.last_count, later.first) == (0, 1, 1)
+
+
+def test_how_far_a_session_got_is_read_from_its_folder(tmp_path):
+    sess = _job(s.SessionBook(), str(tmp_path), 0, jobs=4, batch_size=2, exp="exp2")
+    other = _job(s.SessionBook(), str(tmp_path), 0, jobs=1)                    # after it: number 9
+    folder = tmp_path / sess.relative_folder
+    for name in ("001_seed_1.json", "002_seed_1.json", "004_seed_1.json", "005_seed_1.png",
+                 "007_seed_1.json", "008_seed_1.json", f"{other.first:03d}_seed_1.json", "notes.json"):
+        (folder / name).write_text("{}")
+    assert s.saved_jobs(sess) == {0, 3}          # job 1 lacks an image's sidecar, job 2 has none
+    assert s.load_session(str(tmp_path), "exp2").last_index == 3
 
 
 def test_job_zero_again_starts_new_session(tmp_path):
@@ -216,11 +227,11 @@ def test_state_written_atomically(tmp_path, monkeypatch):
     def broken_fsync(fd):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(atomic.os, "fsync", broken_fsync)
-    sess.last_index = 7
+    sess.jobs = 7
     with pytest.raises(OSError):
         s.save_session(sess)
     monkeypatch.undo()
-    assert s.load_session(root, "exp1").last_index == -1     # the old state is intact
+    assert s.load_session(root, "exp1").jobs == 6           # the old state is intact
     assert os.listdir(os.path.dirname(s.state_path(root, "exp1"))) == ["exp1.json"]
 
 
