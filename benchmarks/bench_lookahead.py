@@ -22,7 +22,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from benchlib import REPO, import_package, load_average, machine_line  # noqa: E402
+from benchlib import REPO, import_package, machine_line  # noqa: E402
 
 import_package()
 from prompt_media_pkg.tests import comfy_host  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> int:
     finally:
         factory.close(keep=False)
     print(machine_line())
-    print(f"{load_average()}; {args.reps} sessions x {args.jobs} jobs (64x64, 1 step) per setting")
+    print(f"{args.reps} sessions x {args.jobs} jobs (64x64, 1 step) per setting")
     print("lookahead | gaps | median ms | p90 ms | max ms")
     for n in lookaheads:
         g = sorted(gaps[n])

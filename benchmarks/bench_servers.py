@@ -23,7 +23,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from benchlib import REPO, import_package, load_average, machine_line  # noqa: E402
+from benchlib import REPO, import_package, machine_line  # noqa: E402
 
 import_package()
 from prompt_media_pkg.tests import comfy_host  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> int:
     finally:
         factory.close(keep=False)
     print(machine_line())
-    print(f"{load_average()}; {args.reps} sessions of {args.jobs} jobs ({args.size}x{args.size}, {args.steps} steps) "
+    print(f"{args.reps} sessions of {args.jobs} jobs ({args.size}x{args.size}, {args.steps} steps) "
           f"per setting; each server pinned to one of CPUs {cpus[:2]}, one torch thread")
     print("servers | seconds per session (each rep) | median s | images/s")
     for label, times in (("1", one), ("2", two)):

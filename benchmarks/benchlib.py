@@ -110,7 +110,8 @@ def machine_line() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    # the machine is shared: its load when the line is printed is part of what it was
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, {load_average()}"
 
 
 def host_versions(python: str, comfyui_path: str) -> str:
