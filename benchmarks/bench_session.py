@@ -13,15 +13,17 @@ real ComfyUI servers with this repository linked in (tests/comfy_host.py, as the
    graph (CheckpointLoaderSimple -> 3 x LoraLoader -> CLIPTextEncode x2 / EmptyLatentImage /
    KSampler / VAEDecode -> SaveImage) with the same positive text per job (both re-encode it),
    the same constant negative, seeds and settings. Blocks of consecutive jobs per side, blocks
-   alternating, first job of each block dropped; each run timed from POST /prompt to the
-   end-of-run websocket message.
+   alternating, first job of each block dropped, the whole repeated --repeat times; each job's
+   server CPU time (all threads, /proc) and wall time from POST /prompt to the end-of-run
+   websocket message. The verdict is on the mean CPU time per job: every run's ratio must meet it.
 2. expansion (no server): bench_inprocess.py expansion.
 3. LoRA chain: re-queue with nothing changed (from the runs of 1: chain node in ComfyUI's
    execution_cached message, not executed; "LoRA Chain: read" log lines = file reads), and the
    chain vs 3 core LoraLoaders when the strengths change every run (alternating runs).
 4. saver at 512x512 (no server): bench_inprocess.py saver.
-5. peak RSS (VmHWM) of the ComfyUI process, a fresh server per case: 10 vs 200 jobs, per run and
-   all jobs.
+5. peak RSS (VmHWM) of the ComfyUI process, a fresh server per case: 10 vs 200 jobs, ours one
+   prompt per job and all jobs in one prompt, and the core graph one prompt per job (the
+   baseline), the cases interleaved and repeated --memory-repeat times.
 """
 from __future__ import annotations
 
@@ -244,14 +246,6 @@ def bench_overhead(server, python: str, blocks: int, block_size: int, table: Tab
     table.add("1w", "  same jobs, wall clock, median (POST to end; follows the machine's load)", ms(ours), ms(core),
               f"{ours.median / core.median:.3f}x (runs {', '.join(f'{r[1]:.3f}' for r in per_run)}: "
               f"spread {walls.max - walls.min:.3f})", "", None)
-    n = len(side_runs["ours"])
-    table.add("3a", f"chain re-queued unchanged ({n} steady runs): file reads / chain executions",
-              f"{steady_reads} / {steady_chain_runs}", "",
-              f"chain in execution_cached {steady_chain_cached}/{n}", "0 / 0",
-              steady_reads == 0 and steady_chain_runs == 0)
-    notes.append(f"3a: first job of each of our {blocks} blocks (after a core block): {first_reads} LoRA "
-                 "file reads in total (the core block's prompt evicts our nodes from ComfyUI's cache)")
-
     # where a job's time goes, per node (median ms); same ids = same role
     names = {CKPT: "checkpoint", LOADER: "loader", OOM: "OOM", CHAIN: "LoRA chain / 3rd LoraLoader",
              "41": "LoraLoader 1", "42": "LoraLoader 2", POS: "encode positive", NEG: "encode negative",
@@ -272,8 +266,15 @@ def bench_overhead(server, python: str, blocks: int, block_size: int, table: Tab
     own = (phases["ours"]["queue"].median + sum(o[k].median for k in mine if k in o)) - \
           (phases["core"]["queue"].median + sum(c[k].median for k in theirs if k in c))
     table.add("1b", "  our added cost per job: validation + loader/OOM/chain/saver nodes minus core's",
-              f"{own * 1000:.1f} ms", "", f"{own / core.median * 100:.1f}% of a core job",
-              "<= 2%", own / core.median <= 0.02)
+              f"{own * 1000:.1f} ms", "", f"{own / core.median * 100:.1f}% of a core job (event arrival times: "
+              "indicative)", "", None)
+    n = len(side_runs["ours"])
+    table.add("3a", f"chain re-queued unchanged ({n} steady runs): file reads / chain executions",
+              f"{steady_reads} / {steady_chain_runs}", "",
+              f"chain in execution_cached {steady_chain_cached}/{n}", "0 / 0",
+              steady_reads == 0 and steady_chain_runs == 0)
+    notes.append(f"3a: first job of each of our {blocks} blocks (after a core block): {first_reads} LoRA "
+                 "file reads in total (the core block's prompt evicts our nodes from ComfyUI's cache)")
 
 
 # ----------------------------------------------------------------------------- 3b
@@ -388,20 +389,21 @@ def bench_memory(factory, python: str, sizes: tuple[int, int], repeat: int, tabl
             growth[(side, run)].append(large_peak - small_peak)
     small, large = sizes
     fmt = lambda side, run: (f"{Stat(peaks[(side, run, small)]).median:.0f} -> {Stat(peaks[(side, run, large)]).median:.0f} "
-                             f"MiB: +{Stat(growth[(side, run)]).median:.1f} "
+                             f"MiB: {Stat(growth[(side, run)]).median:+.1f} "
                              f"(runs {', '.join(f'{g:+.1f}' for g in growth[(side, run)])})")
     core = fmt("core", "one job per run")
+    runs = f"{repeat} run{'s' if repeat > 1 else ''}"
     for num, run in (("5", "one job per run"), ("5b", "all jobs")):
         mine = Stat(growth[("ours", run)])
         extra = Stat([g - c for g, c in zip(growth[("ours", run)], growth[("core", "one job per run")])])
         figure = f"ours minus core growth {extra.median:+.1f} MiB ({extra.min:+.1f} to {extra.max:+.1f})"
         if num == "5":                 # 50 MB = 47.7 MiB, on every run's growth
             met = ratio_verdict(mine.median, mine, 50 / 1.048576)
-            table.add(num, f"peak RSS (VmHWM), one prompt per job: {small} -> {large} jobs ({repeat} runs)",
+            table.add(num, f"peak RSS (VmHWM), one prompt per job: {small} -> {large} jobs ({runs})",
                       fmt("ours", run), core, figure, "growth within 50 MB", met)
         else:
             table.add(num, f"peak RSS (VmHWM), ours all {large} jobs in one prompt vs core one prompt per job "
-                           f"({repeat} runs)", fmt("ours", run), core, figure, "(reported)", None)
+                           f"({runs})", fmt("ours", run), core, figure, "(reported)", None)
     notes.append(f"5: a fresh server per case; cases interleaved (ours per job, ours all jobs, core per job; "
                  f"{small} then {large} jobs) and repeated {repeat} times; growth = peak after {large} jobs minus "
                  f"peak after {small}, per run. Core nodes have no one-prompt session, so 5b's reference is "
