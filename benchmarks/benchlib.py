@@ -85,13 +85,13 @@ class Table:
 
 
 def ratio_verdict(median: float, spread: Stat, target: float) -> str:
-    """'yes' only when every repetition's ratio meets ``target``; 'NO' when the median misses
-    it; otherwise the spread crosses the target and one run cannot say."""
+    """'yes' only when every repetition's ratio (or figure) meets ``target``; 'NO' when the
+    median misses it; otherwise the spread crosses the target and the runs cannot say."""
     if spread.max <= target:
         return "yes"
     if median > target:
         return "NO"
-    return f"unclear (spread to {spread.max:.3f}x)"
+    return f"unclear (spread to {spread.max:.3f})"
 
 
 # ----------------------------------------------------------------------------- machine
