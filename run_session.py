@@ -7,6 +7,8 @@
     python run_session.py my_prompts.yaml --server ... --workflow flux-schnell --preset schnell \
         --model flux1-schnell --text-encoders clip_l t5xxl_fp16 --vae ae
     python run_session.py --compose-only ~/ComfyUI/output/collections/images/2026/11/22/0142
+    python run_session.py --regenerate ~/ComfyUI/output/collections/images/2026/11/22/0142 --server ...
+    python run_session.py --regenerate 003_seed_7.png 005_seed_9.json --set cfg_scale=5 --set seed=+1 --server ...
 
 Run it with ComfyUI's python (it needs PyYAML and aiohttp, which ComfyUI's environment has).
 With --comfyui it starts that ComfyUI (with this extension, for this run only; on the CPU when
@@ -46,7 +48,7 @@ from core.collect import CollectError, CollectFolder
 from core.errors import PromptMediaError
 from core.expand import iter_jobs
 from core.lora_names import LoraNameError, resolve_lora_name
-from core.schema import PromptMedia, load_prompt_media_file
+from core.schema import PromptMedia, load_prompt_media, load_prompt_media_file
 from core.workflow import (
     check_model_files,
     session_prompt,
@@ -160,14 +162,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "--collect and Ray (pip install ray) (default: no Ray)")
     p.add_argument("--ray-cpu-servers", type=int, default=0, metavar="N",
                    help="with --ray: N ComfyUIs on CPUs (one CPU each) instead of one per GPU (default: one per GPU)")
+    p.add_argument("--regenerate", nargs="+", metavar="PATH",
+                   help="queue each image's exact parameters again, from its sidecar, into one new session "
+                        "folder: images (.png), sidecars (.json) or session folders (every image, in number "
+                        "order; subfolders too); each new sidecar's regenerated_from names the parent and says "
+                        "whether the pixels are identical; an image that cannot be regenerated is reported and "
+                        "the others run (default: run the YAML file)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --regenerate: change one parameter of every image, e.g. --set cfg_scale=5, "
+                        "--set sampler=dpmpp_2m; a signed number is added to each image's own value: --set "
+                        "seed=+1 (keys: seed, steps, cfg (cfg_scale), sampler, scheduler, denoise, width, "
+                        "height, prompt, negative) (repeatable)")
     p.add_argument("--compose-only", metavar="FOLDER",
                    help="only (re)compose the contact sheet and animation of an existing session folder "
                         "(default: run a session)")
     args = p.parse_args(argv)
     if args.json and not args.dry_run:
         p.error("--json goes with --dry-run")
+    if args.settings and not args.regenerate:
+        p.error("--set goes with --regenerate")
+    if args.regenerate:
+        if args.file or args.compose_only:
+            p.error(f"--regenerate takes images, sidecars and session folders, not {args.file or '--compose-only'}")
+        given = [o for o, v in (("--resume", args.resume), ("--collect", args.collect), ("--ray", args.ray),
+                                ("--preset", args.preset), ("--model", args.model), ("--vae", args.vae),
+                                ("--text-encoders", args.text_encoders),
+                                ("--workflow", args.workflow != str(WORKFLOW))) if v]
+        if given:
+            p.error(f"{given[0]} does not go with --regenerate (each image is regenerated with the project's "
+                    "workflow and its own sidecar's checkpoint, into a new session folder)")
     if not args.compose_only:
-        if not args.file:
+        if not args.file and not args.regenerate:
             p.error("the YAML file is required")
         if args.dry_run:
             return args
@@ -317,15 +342,7 @@ class CheckFailed(Exception):
 
 def check_server(client: ComfyClient, prompt: dict, media: PromptMedia, args: argparse.Namespace) -> None:
     """The workflow's nodes exist there, its model files and the file's LoRAs are in its lists."""
-    object_info = {}
-    for class_type in sorted({n["class_type"] for n in prompt.values()}):
-        object_info.update(client.object_info(class_type))
-        if class_type not in object_info:
-            if class_type.startswith("PromptMedia"):
-                raise CheckFailed(f"the Prompt Media extension is not installed in the ComfyUI at {client.base_url}: "
-                                  + INSTALL_HELP, EXIT_NO_COMFYUI)
-            raise CheckFailed(f"the ComfyUI at {client.base_url} has no {class_type} node, which the workflow needs "
-                              "(update ComfyUI, or install the custom node that provides it)", EXIT_NO_COMFYUI)
+    object_info = server_nodes(client, prompt)
     problems = check_model_files(prompt, workflow_nodes(prompt), object_info, file_labels(args, media, prompt))
     if problems:
         raise CheckFailed("\n  ".join(problems))
@@ -336,6 +353,21 @@ def check_server(client: ComfyClient, prompt: dict, media: PromptMedia, args: ar
                 resolve_lora_name(lora.name, loras, field=f"loras[{i}].name", source=media.source_name)
             except LoraNameError as e:
                 raise CheckFailed(f"{e}; put the file into ComfyUI's models/loras or change the name") from None
+
+
+def server_nodes(client: ComfyClient, prompt: dict) -> dict:
+    """The server's /object_info of every node class of ``prompt``; CheckFailed (no ComfyUI able to
+    run it) when one is missing there."""
+    object_info = {}
+    for class_type in sorted({n["class_type"] for n in prompt.values()}):
+        object_info.update(client.object_info(class_type))
+        if class_type not in object_info:
+            if class_type.startswith("PromptMedia"):
+                raise CheckFailed(f"the Prompt Media extension is not installed in the ComfyUI at {client.base_url}: "
+                                  + INSTALL_HELP, EXIT_NO_COMFYUI)
+            raise CheckFailed(f"the ComfyUI at {client.base_url} has no {class_type} node, which the workflow needs "
+                              "(update ComfyUI, or install the custom node that provides it)", EXIT_NO_COMFYUI)
+    return object_info
 
 
 def refusal_text(result: RunResult) -> str:
@@ -396,6 +428,7 @@ class SessionRun:
         self.saved_jobs: set[int] = set()
         self.folders: dict[str, str | None] = {}     # server URL -> the session's folder there
         self.uncollected: list[int] = []    # jobs saved on their server but not in the collect folder
+        self.compose_locally = False        # the servers compose nothing: the folder is composed here
         self.t0 = time.monotonic()
 
     @property
@@ -657,7 +690,7 @@ class SessionRun:
         if self.collect is not None:
             folder = str(self.collect.folder)
             made = self.compose_here(folder)
-        elif self.several:       # servers sharing one output folder (one machine): it holds the whole session
+        elif self.several or self.compose_locally:   # one output folder (one machine) holds the whole session
             shared = len(set(self.folders.values())) == 1 and folder and Path(folder).is_dir()
             made = self.compose_here(folder) if shared else []
         else:
@@ -695,6 +728,127 @@ class SessionRun:
             error(f"composing {folder} failed (the images are saved): {e}")
             return []
         return [Path(p) for p in result.written]
+
+
+class RegenerationRun(SessionRun):
+    """A --regenerate set as one session: each image a one-job file (core/regenerate.py), all of
+    them in one new folder opened on the first server, numbered in the plan's order."""
+
+    def __init__(self, servers: list[Server], args: argparse.Namespace, plan):
+        from core.regenerate import regeneration_prompt
+        workflow = read_json(WORKFLOW, "API workflow")
+        twin = ui_twin_path(WORKFLOW)
+        self.plan = plan
+        self.prompts = [regeneration_prompt(workflow, job) for _sidecar, job in plan.jobs]
+        self.medias = [load_prompt_media(job.yaml_text) for _sidecar, job in plan.jobs]   # checked by the plan
+        oom = node_of(self.prompts[0], "PromptMediaOOM")
+        super().__init__(servers, args, Path("--regenerate"), None, self.prompts[0], oom,
+                         read_json(twin, "UI workflow") if twin else None)
+        self.compose_locally = True
+        self.sources: list[str] = []            # each job's parent image, for messages
+
+    def check_jobs(self) -> None:
+        """Each job against every server's lists (checkpoint, LoRAs, sampler, scheduler): one that
+        cannot run there is skipped with the reason; the others go on."""
+        from core.workflow import FileInput, choices
+        reasons: dict[int, str] = {}
+        for s in self.servers:
+            object_info = server_nodes(s.client, self.prompts[0])
+            loras = s.client.get("/models/loras") if any(media.loras for media in self.medias) else []
+            lists = {name: choices(object_info, FileInput("", "KSampler", name)) for name in ("sampler_name", "scheduler")}
+            for i, prompt in enumerate(self.prompts):
+                if i in reasons:
+                    continue
+                problems = check_model_files(prompt, workflow_nodes(prompt), object_info,
+                                             {(node_of(prompt, "CheckpointLoaderSimple"), "ckpt_name"):
+                                              "parameters.model_name"})
+                media = self.medias[i]
+                for k, lora in enumerate(media.loras):
+                    try:
+                        resolve_lora_name(lora.name, loras, field=f"parameters.loras[{k}].name", source="")
+                    except LoraNameError as e:
+                        problems.append(f"{e.message}; put the file into ComfyUI's models/loras")
+                for name, value in (("sampler_name", media.settings.sampler_name),
+                                    ("scheduler", media.settings.scheduler)):
+                    if lists[name] is not None and value not in lists[name]:
+                        problems.append(f"{name} {value!r} is not one of this ComfyUI's")
+                if problems:
+                    reasons[i] = "; ".join(problems) + (f" (on {s.name})" if self.several else "")
+        for i in sorted(reasons):
+            self.plan.skipped.append((self.plan.jobs[i][1].parent["image"], reasons[i]))
+        keep = [i for i in range(len(self.prompts)) if i not in reasons]
+        self.plan.jobs = [self.plan.jobs[i] for i in keep]
+        self.prompts = [self.prompts[i] for i in keep]
+        self.medias = [self.medias[i] for i in keep]
+
+    def run(self) -> int:
+        args = self.args
+        self.check_jobs()
+        for path, reason in self.plan.skipped:
+            error(f"cannot regenerate {path}: {reason}")
+            self.emit("skipped", source=path, reason=reason)
+        if not self.prompts:
+            raise CheckFailed("nothing to regenerate")
+        status, info = self.client.request("POST", "/prompt_media/session_set",
+                                           {"prompts": self.prompts, "node_id": self.oom})
+        if status != 200 or not isinstance(info, dict):
+            raise CheckFailed(info.get("error") if isinstance(info, dict) else f"HTTP {status}: {info}",
+                              EXIT_FAILED if status >= 500 else EXIT_BAD_INPUT)
+        for prompt, first in zip(self.prompts, info["first_numbers"]):
+            prompt[node_of(prompt, "PromptMediaSessionSaver")]["inputs"].update(
+                session_folder=info["session_folder"], first_number=first, compose="none")
+        total = len(self.prompts)
+        self.sources = [job.parent["image"] for _sidecar, job in self.plan.jobs]
+        note(f"regenerating {plural(total, 'image')}" + (f" ({len(self.plan.skipped)} skipped)" if self.plan.skipped
+                                                          else "") + f" into {info['folder']}")
+        self.emit("planned", regenerate=self.sources, jobs=total, start_job=1, folder=info["folder"],
+                  skipped=len(self.plan.skipped), servers=[{"name": s.name, "url": s.client.base_url}
+                                                           for s in self.servers])
+        progress = Progress(total, 0)
+        skip = {self.oom, node_of(self.prompt, "PromptMediaSessionSaver")}
+        self.folders[self.client.base_url] = self.folder = info["folder"]
+        self.pool = ServerPool(self.servers, range(total), self.job_prompt, self.extra_data, lookahead=args.lookahead,
+                               timeout=args.timeout, prepare=self.prepare, on_success=self.job_saved).start()
+        progress.show()
+        for event in self.pool.events():
+            code = self.on_pool_event(event, progress, skip, total)
+            if code is not None:
+                return code
+        progress.clear()
+        self.summary()
+        return EXIT_FAILED if self.uncollected or self.plan.skipped else EXIT_DONE
+
+    def job_prompt(self, index: int) -> dict:
+        return copy.deepcopy(self.prompts[index])
+
+    def extra_data(self, index: int) -> dict | None:
+        if self.ui_workflow is None:
+            return None
+        return {"extra_pnginfo": {"workflow": ui_workflow_for(self.ui_workflow, self.prompts[index])}}
+
+    def prepare(self, client: ComfyClient) -> None:
+        """Nothing to upload: each job carries its file."""
+
+    def job_saved(self, client: ComfyClient, index: int, result: RunResult) -> dict:
+        if client.base_url not in self.folders:     # where that server's saver put the set's folder
+            body = {"prompt": self.prompts[index], "node_id": self.oom}
+            status, info = client.request("POST", "/prompt_media/session", body)
+            self.folders[client.base_url] = info.get("folder") if status == 200 and isinstance(info, dict) else None
+        return super().job_saved(client, index, result)
+
+    def say_saved(self, advice: str, prefix: str = "", failed: int | None = None) -> None:
+        total = len(self.prompts)
+        note(f"{prefix}{len(self.saved_jobs)} of {plural(total, 'image')} regenerated into {self.folder}"
+             + ("" if len(self.saved_jobs) == total else "; run --regenerate again for the others"))
+
+    def summary(self) -> None:
+        super().summary()
+        if self.folder and Path(self.folder).is_dir():
+            from core.sidecar import load_generation_params
+            same = [(load_generation_params(path) or {}).get("regenerated_from", {}).get("identical_pixels")
+                    for path in self.saved]
+            note(f"  pixels: {same.count(True)} identical to their parent, {same.count(False)} different"
+                 + (f", {same.count(None)} not compared" if None in same else ""))
 
 
 def node_of(prompt: dict, class_type: str) -> str:
@@ -798,6 +952,27 @@ def collect_folder(args: argparse.Namespace, path: Path, folder_run: bool) -> Pa
     return Path(args.collect) / path.relative_to(args.file).with_suffix("")
 
 
+def session_maker(args: argparse.Namespace, path: Path, media: PromptMedia, prompt: dict, oom: str,
+                  ui_workflow: dict | None, folder_run: bool):
+    """What runs one checked file once the servers are up: each server checked, then its session."""
+    def make(servers: list[Server]) -> SessionRun:
+        for s in servers:
+            check_server(s.client, prompt, media, args)
+        return SessionRun(servers, args, path, media, prompt, oom, ui_workflow, collect_folder(args, path, folder_run))
+    return make
+
+
+def regeneration_dry_run(args: argparse.Namespace, plan) -> int:
+    """The --regenerate plan without a server: a table (or JSON) and the images that cannot be
+    regenerated with the reason (checked here; the server checks models and LoRAs when it runs)."""
+    import shutil
+    if args.json:
+        print(json.dumps(plan.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        print(plan.table(shutil.get_terminal_size((120, 24)).columns))
+    return EXIT_BAD_INPUT if not plan.jobs else EXIT_FAILED if plan.skipped else EXIT_DONE
+
+
 RESULT_TEXT = {EXIT_DONE: "done", EXIT_FAILED: "failed", EXIT_BAD_INPUT: "bad input",
                EXIT_NO_COMFYUI: "no ComfyUI", EXIT_INTERRUPTED: "interrupted"}
 
@@ -826,18 +1001,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.compose_only:
         return compose_only(args.compose_only)
-    files, folder_run = prompt_files(args.file), Path(args.file).is_dir()
-    if folder_run and not files:
-        error(f"{args.file}: no .yaml or .yml file in this folder")
-        return EXIT_BAD_INPUT
-    if args.dry_run:
-        return dry_run(args, files, folder_run)
     t0 = time.monotonic()
     rows: list[tuple[Path, int, str, int, str | None]] = []       # see row()
-    checked = []
-    for path in files:                                       # every file before ComfyUI starts
+    checked = []               # (path, make: servers -> the run, checked on them)
+    if args.regenerate:
+        files, folder_run = [Path("--regenerate")], False
+        from core.regenerate import RegenerateError, plan_regeneration
         try:
-            checked.append((path, *check_file(args, path)))
+            plan = plan_regeneration(args.regenerate, args.settings, args.root, pixels=not args.dry_run)
+        except RegenerateError as e:
+            error(str(e))
+            return EXIT_BAD_INPUT
+        if args.dry_run:
+            return regeneration_dry_run(args, plan)
+        if not plan.jobs:
+            for path, reason in plan.skipped:
+                error(f"cannot regenerate {path}: {reason}")
+            error("nothing to regenerate")
+            return EXIT_BAD_INPUT
+        checked.append((files[0], lambda servers: RegenerationRun(servers, args, plan)))
+    else:
+        files, folder_run = prompt_files(args.file), Path(args.file).is_dir()
+        if folder_run and not files:
+            error(f"{args.file}: no .yaml or .yml file in this folder")
+            return EXIT_BAD_INPUT
+        if args.dry_run:
+            return dry_run(args, files, folder_run)
+    for path in [] if args.regenerate else files:            # every file before ComfyUI starts
+        try:
+            checked.append((path, session_maker(args, path, *check_file(args, path), folder_run)))
         except (PromptMediaError, WorkflowError) as e:
             error(str(e))
             rows.append(row(path, EXIT_BAD_INPUT, None))
@@ -874,13 +1066,10 @@ def main(argv: list[str] | None = None) -> int:
                     error(f"no ComfyUI answers at {s.name} (start it, or use --comfyui DIR to have this "
                           "command start one)")
                     return EXIT_NO_COMFYUI
-        for path, media, prompt, oom, ui_workflow in checked:
+        for path, make in checked:
             session, current = None, path
             try:
-                for s in servers:
-                    check_server(s.client, prompt, media, args)
-                session = SessionRun(servers, args, path, media, prompt, oom, ui_workflow,
-                                     collect_folder(args, path, folder_run))
+                session = make(servers)
                 code = session.run()
             except CheckFailed as e:
                 error(str(e))

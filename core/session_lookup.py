@@ -139,3 +139,21 @@ def open_planned_session(media: PromptMedia, request: SessionRequest, root_dir: 
     minute = now().replace(second=0, microsecond=0)
     session = SESSIONS.remember(open_session(root_dir, exp_id, total, batch_size, lambda: minute))
     return session_status(media, request, root_dir, session)
+
+
+def open_planned_set(jobs: list[tuple[PromptMedia, SessionRequest]], root_dir: str, batch_size: int = 1,
+                     now=datetime.now) -> dict:
+    """Open one new session folder (this minute) for a set of sessions run as one, in order
+    (run_session.py --regenerate: each regenerated image is a one-job file): each session's
+    numbers reserved there one after the other, recorded before any job runs. Answers
+    {folder, session_folder, first_numbers} (one per session, in order)."""
+    minute = now().replace(second=0, microsecond=0)
+    firsts, session = [], None
+    for media, request in jobs:
+        exp_id = expansion_id(media, request.mode, request.variation_seed, request.seed)
+        total = count_jobs(media, request.mode, request.seed)
+        session = SESSIONS.remember(open_session(root_dir, exp_id, total, batch_size, lambda: minute))
+        firsts.append(session.first)
+    if session is None:
+        raise SessionLookupError("no sessions to open")
+    return {"folder": session.folder, "session_folder": session.relative_folder, "first_numbers": firsts}

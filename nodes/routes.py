@@ -6,6 +6,9 @@ POST /prompt_media/session  {prompt: <API prompt>, node_id: <OOM node id>}
 POST /prompt_media/session  {..., open: true, batch_size: 1}
   opens a new session now (folder and numbers reserved) and answers the same way: what
   run_session.py passes to the saver (session_folder, first_number) on every server
+POST /prompt_media/session_set  {prompts: [<API prompt>, ...], node_id}
+  opens one new folder for several one-job sessions run as one set (run_session.py
+  --regenerate), numbers reserved in the prompts' order -> {folder, session_folder, first_numbers}
 
 The graph reading and the answer live in core/session_lookup.py; this is the aiohttp glue.
 Registered by nodes/server_hooks.py at package load.
@@ -20,7 +23,14 @@ import folder_paths
 
 from ..core.errors import PromptMediaError
 from ..core.session import resolve_root
-from ..core.session_lookup import SessionLookupError, open_planned_session, queued_jobs, session_request, session_status
+from ..core.session_lookup import (
+    SessionLookupError,
+    open_planned_session,
+    open_planned_set,
+    queued_jobs,
+    session_request,
+    session_status,
+)
 from .gallery import saved_jobs
 from .loader import load
 
@@ -62,5 +72,27 @@ async def post_session(request: web.Request) -> web.Response:
         return web.json_response({"error": f"cannot open the session: {e}"}, status=500)
 
 
+def open_set(prompts: list, oom_id: str) -> dict:
+    if not isinstance(prompts, list) or not prompts:
+        raise ValueError("prompts must be a non-empty list of API prompts")
+    requests = [session_request(prompt, oom_id) for prompt in prompts]
+    if len({r.root for r in requests}) > 1:
+        raise ValueError("the prompts of one set must share the saver's root")
+    root_dir = resolve_root(folder_paths.get_output_directory(), requests[0].root)
+    return open_planned_set([(load(*r.source), r) for r in requests], root_dir)
+
+
+async def post_session_set(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+        info = await asyncio.get_running_loop().run_in_executor(None, open_set, body["prompts"], str(body["node_id"]))
+        return web.json_response(info)
+    except (PromptMediaError, SessionLookupError, KeyError, TypeError, ValueError) as e:  # incl. PathError
+        return web.json_response({"error": str(e)}, status=400)
+    except OSError as e:
+        return web.json_response({"error": f"cannot open the session: {e}"}, status=500)
+
+
 def add_routes(routes: web.RouteTableDef) -> None:
     routes.post("/prompt_media/session")(post_session)
+    routes.post("/prompt_media/session_set")(post_session_set)

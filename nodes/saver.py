@@ -24,7 +24,7 @@ from ..core.graph_params import file_name_seed, find_sampler_params, resolve
 from ..core.hashing import sha256_bytes
 from ..core.plan import planned_count, planned_image_name
 from ..core.pngmeta import COMPRESS_LEVEL, a1111_parameters, comfy_chunks, encode_png
-from ..core.regenerate import PARENT_KEY, parent_record
+from ..core.regenerate import PARENT_KEY, parent_record, pixels_sha256
 from ..core.session import (
     DEFAULT_ROOT,
     SESSIONS,
@@ -137,6 +137,12 @@ def _same_pixels(path: str, pixels: np.ndarray) -> bool:
 
 
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _pixels_digest(pixels: np.ndarray) -> str:
+    """core.regenerate.pixels_sha256 of an image about to be saved (as Pillow reads it back)."""
+    return pixels_sha256(_MODES[pixels.shape[-1]], (pixels.shape[1], pixels.shape[0]),
+                         np.ascontiguousarray(pixels).tobytes())
 
 
 def _saved_before(session: Session, folder: str, name: str, job_index: int, batch_index: int) -> bool:
@@ -300,7 +306,8 @@ class PromptMediaSessionSaver:
             data = encode_png(pixels, png_chunks, COMPRESS_LEVEL)
             lineage = {}          # a regenerated or varied image names its parent
             if parent is not None:
-                record = parent_record(parent, output_dir, lambda p, px=pixels: _same_pixels(p, px))
+                record = parent_record(parent, output_dir, lambda p, px=pixels: _same_pixels(p, px),
+                                       lambda px=pixels: _pixels_digest(px))
                 lineage = {PARENT_KEY: record} if record else {}
             # complete under its name at once; made durable (fsync) in the background below
             if not publish_image(folder, name, data, durable=False):
