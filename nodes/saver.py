@@ -257,7 +257,10 @@ class PromptMediaSessionSaver:
                                  f"numbers {session.batch_size} per job (the batch size changed mid-session): "
                                  "start a new session (job 0) with the new batch size")
         folder = session.folder
-        copy_key = (folder, prompt_media.source_name, prompt_media.sha256) if prompt_media is not None else None
+        # a regeneration's one-job file is made from its parent's sidecar, which the new sidecar repeats
+        # with regenerated_from: a set of them would leave a copy per image
+        copy_key = (folder, prompt_media.source_name, prompt_media.sha256) \
+            if prompt_media is not None and PARENT_KEY not in prompt_media.extra else None
         if copy_key is not None and copy_key != self._copied:     # once per session folder and file
             copy = copy_prompt_file(folder, prompt_media.source_name, prompt_media.text)
             self._copied = copy_key

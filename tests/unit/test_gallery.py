@@ -217,7 +217,7 @@ def test_regeneration_refuses_what_it_cannot_reproduce(tmp_path):
     folder, jobs = session(tmp_path, seeds=(7,), prompts=PROMPTS[:1])
     path = os.path.join(folder, jobs[0]["name"][:-4] + ".json")
     sidecar = read_sidecar(path)
-    for changes, message in [({"sampler": "x"}, "cannot be changed"), ({"seed": -1}, "seed must be"),
+    for changes, message in [({"model": "x"}, "cannot be changed"), ({"seed": -1}, "seed must be"),
                              ({"steps": 2.5}, "an integer"), ({"cfg": "high"}, "a number"), ({"prompt": " "}, "non-empty")]:
         with pytest.raises(RegenerateError, match=message):
             regeneration_job(sidecar, "x.png", changes)
