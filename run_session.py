@@ -765,9 +765,10 @@ class RegenerationRun(SessionRun):
                 media = self.medias[i]
                 for k, lora in enumerate(media.loras):
                     try:
-                        resolve_lora_name(lora.name, loras, field=f"parameters.loras[{k}].name", source="")
+                        resolve_lora_name(lora.name, loras)
                     except LoraNameError as e:
-                        problems.append(f"{e.message}; put the file into ComfyUI's models/loras")
+                        problems.append(f"parameters.loras[{k}].name: {e.message}; put the file into ComfyUI's "
+                                        "models/loras")
                 for name, value in (("sampler_name", media.settings.sampler_name),
                                     ("scheduler", media.settings.scheduler)):
                     if lists[name] is not None and value not in lists[name]:

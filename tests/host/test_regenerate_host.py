@@ -64,11 +64,18 @@ def test_regenerating_a_session_folder_gives_identical_pixels_naming_each_parent
     data = sidecar(parents[0])
     data["parameters"]["model_name"] = "missing_model.safetensors"
     (bad / "007_seed_3.json").write_text(json.dumps(data), encoding="utf-8")
+    data = sidecar(parents[1])                             # and one whose LoRA it does not have
+    data["parameters"]["loras"] = [{"lora_name": "gone_style.safetensors", "strength_model": 0.8, "strength_clip": 1.0}]
+    (bad / "008_seed_3.json").write_text(json.dumps(data), encoding="utf-8")
 
-    result = cli("--regenerate", str(folder), str(bad / "007_seed_3.png"), "--server", server.url, "--root", root)
-    assert result.returncode == 1, result.stderr          # done, but one image was not regenerated
+    result = cli("--regenerate", str(folder), str(bad / "007_seed_3.png"), str(bad / "008_seed_3.json"),
+                 "--server", server.url, "--root", root)
+    assert result.returncode == 1, result.stderr          # done, but two images were not regenerated
     assert (f"error: cannot regenerate {bad / '007_seed_3.png'}: parameters.model_name: checkpoint "
             "'missing_model.safetensors' not found in ComfyUI's models/checkpoints") in result.stderr
+    assert (f"error: cannot regenerate {bad / '008_seed_3.png'}: parameters.loras[0].name: LoRA "
+            "'gone_style.safetensors' not found in the loras folder (the loras folder is empty); put the file "
+            "into ComfyUI's models/loras\n") in result.stderr
     assert "pixels: 2 identical to their parent, 0 different" in result.stderr
     children = saved(result)
     assert len(children) == 2 and not set(children) & set(parents)
@@ -85,7 +92,7 @@ def test_regenerating_a_session_folder_gives_identical_pixels_naming_each_parent
     assert not list(children[0].parent.glob("prompt_media*.yaml"))
     assert (children[0].parent / "contact_sheet.jpg").is_file()
     # nothing was written next to the unregenerable image
-    assert sorted(p.name for p in bad.iterdir()) == ["007_seed_3.json", "007_seed_3.png"]
+    assert sorted(p.name for p in bad.iterdir()) == ["007_seed_3.json", "007_seed_3.png", "008_seed_3.json"]
 
 
 def test_a_set_variation_changes_exactly_those_parameters(session):
