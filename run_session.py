@@ -184,7 +184,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.regenerate:
         if args.file or args.compose_only:
             p.error(f"--regenerate takes images, sidecars and session folders, not {args.file or '--compose-only'}")
-        given = [o for o, v in (("--resume", args.resume), ("--collect", args.collect), ("--ray", args.ray),
+        given = [o for o, v in (("--resume", args.resume), ("--ray", args.ray),
                                 ("--preset", args.preset), ("--model", args.model), ("--vae", args.vae),
                                 ("--text-encoders", args.text_encoders),
                                 ("--workflow", args.workflow != str(WORKFLOW))) if v]
@@ -743,9 +743,8 @@ class RegenerationRun(SessionRun):
         self.medias = [load_prompt_media(job.yaml_text) for _sidecar, job in plan.jobs]   # checked by the plan
         oom = node_of(self.prompts[0], "PromptMediaOOM")
         super().__init__(servers, args, Path("--regenerate"), None, self.prompts[0], oom,
-                         read_json(twin, "UI workflow") if twin else None)
+                         read_json(twin, "UI workflow") if twin else None, args.collect and Path(args.collect))
         self.compose_locally = True
-        self.sources: list[str] = []            # each job's parent image, for messages
 
     def check_jobs(self) -> None:
         """Each job against every server's lists (checkpoint, LoRAs, sampler, scheduler): one that
@@ -772,7 +771,8 @@ class RegenerationRun(SessionRun):
                 for name, value in (("sampler_name", media.settings.sampler_name),
                                     ("scheduler", media.settings.scheduler)):
                     if lists[name] is not None and value not in lists[name]:
-                        problems.append(f"{name} {value!r} is not one of this ComfyUI's")
+                        problems.append(f"{name} {value!r} is not one of this ComfyUI's (update ComfyUI, or "
+                                        f"--set {name.removesuffix('_name')}=...)")
                 if problems:
                     reasons[i] = "; ".join(problems) + (f" (on {s.name})" if self.several else "")
         for i in sorted(reasons):
@@ -790,6 +790,11 @@ class RegenerationRun(SessionRun):
             self.emit("skipped", source=path, reason=reason)
         if not self.prompts:
             raise CheckFailed("nothing to regenerate")
+        if self.collect is not None:
+            try:
+                self.collect.open_empty()
+            except CollectError as e:
+                raise CheckFailed(str(e)) from None
         status, info = self.client.request("POST", "/prompt_media/session_set",
                                            {"prompts": self.prompts, "node_id": self.oom})
         if status != 200 or not isinstance(info, dict):
@@ -799,10 +804,9 @@ class RegenerationRun(SessionRun):
             prompt[node_of(prompt, "PromptMediaSessionSaver")]["inputs"].update(
                 session_folder=info["session_folder"], first_number=first, compose="none")
         total = len(self.prompts)
-        self.sources = [job.parent["image"] for _sidecar, job in self.plan.jobs]
         note(f"regenerating {plural(total, 'image')}" + (f" ({len(self.plan.skipped)} skipped)" if self.plan.skipped
                                                           else "") + f" into {info['folder']}")
-        self.emit("planned", regenerate=self.sources, jobs=total, start_job=1, folder=info["folder"],
+        self.emit("planned", regenerate=[job.parent["image"] for _sidecar, job in self.plan.jobs], jobs=total, start_job=1, folder=info["folder"],
                   skipped=len(self.plan.skipped), servers=[{"name": s.name, "url": s.client.base_url}
                                                            for s in self.servers])
         progress = Progress(total, 0)
@@ -839,17 +843,26 @@ class RegenerationRun(SessionRun):
 
     def say_saved(self, advice: str, prefix: str = "", failed: int | None = None) -> None:
         total = len(self.prompts)
-        note(f"{prefix}{len(self.saved_jobs)} of {plural(total, 'image')} regenerated into {self.folder}"
+        folder = self.collect.folder if self.collect is not None else self.folder
+        note(f"{prefix}{len(self.saved_jobs)} of {plural(total, 'image')} regenerated into {folder}"
              + ("" if len(self.saved_jobs) == total else "; run --regenerate again for the others"))
 
     def summary(self) -> None:
+        """The session's summary, and how many images came out pixel-identical (read from the new
+        sidecars where this machine sees them)."""
         super().summary()
-        if self.folder and Path(self.folder).is_dir():
-            from core.sidecar import load_generation_params
-            same = [(load_generation_params(path) or {}).get("regenerated_from", {}).get("identical_pixels")
-                    for path in self.saved]
-            note(f"  pixels: {same.count(True)} identical to their parent, {same.count(False)} different"
-                 + (f", {same.count(None)} not compared" if None in same else ""))
+        from core.session import session_sidecars
+        from core.sidecar import load_generation_params
+        if self.collect is not None:
+            sidecars = session_sidecars(str(self.collect.folder))
+        elif self.folder and Path(self.folder).is_dir():
+            sidecars = [str(Path(p).with_suffix(".json")) for p in self.saved]
+        else:
+            return
+        same = [((load_generation_params(p) or {}).get("regenerated_from") or {}).get("identical_pixels")
+                for p in sidecars]
+        note(f"  pixels: {same.count(True)} identical to their parent, {same.count(False)} different"
+             + (f", {same.count(None)} not compared" if None in same else ""))
 
 
 def node_of(prompt: dict, class_type: str) -> str:
@@ -1028,12 +1041,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         if args.dry_run:
             return dry_run(args, files, folder_run)
-    for path in [] if args.regenerate else files:            # every file before ComfyUI starts
-        try:
-            checked.append((path, session_maker(args, path, *check_file(args, path), folder_run)))
-        except (PromptMediaError, WorkflowError) as e:
-            error(str(e))
-            rows.append(row(path, EXIT_BAD_INPUT, None))
+        for path in files:                                   # every file before ComfyUI starts
+            try:
+                checked.append((path, session_maker(args, path, *check_file(args, path), folder_run)))
+            except (PromptMediaError, WorkflowError) as e:
+                error(str(e))
+                rows.append(row(path, EXIT_BAD_INPUT, None))
     server = session = current = cluster = None
     keep_log = False                  # a failed start names the log in the run's temporary folder
     try:

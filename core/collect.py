@@ -62,6 +62,17 @@ class CollectFolder:
                 held.jobs.setdefault(oom["index"], []).append(name)
         return held
 
+    def open_empty(self) -> None:
+        """Make the folder for a set of its own (``--regenerate``: nothing to resume); refuse one
+        that holds session images already (CollectError)."""
+        if self.folder.exists() and not self.folder.is_dir():
+            raise CollectError(f"--collect {self.folder}: not a folder")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        held = sorted(name for name in os.listdir(self.folder) if NUMBERED_FILE.match(name))
+        if held:
+            raise CollectError(f"--collect {self.folder}: it holds {held[0]} of an earlier session; collect "
+                               "into an empty folder")
+
     def add(self, name: str, png: bytes, sidecar: bytes, where: str) -> Path:
         """Collect image ``name`` and its sidecar (``where``: the server and path they came from,
         for messages); returns the image's path. Raises CollectError for a sidecar that is not

@@ -95,16 +95,27 @@ def test_regenerating_a_session_folder_gives_identical_pixels_naming_each_parent
     assert sorted(p.name for p in bad.iterdir()) == ["007_seed_3.json", "007_seed_3.png", "008_seed_3.json"]
 
 
-def test_a_set_variation_changes_exactly_those_parameters(session):
+def test_a_set_variation_changes_exactly_those_parameters(session, tmp_path):
     server, root, folder, parents = session
     sources = [str(parents[0]), str(parents[1].with_suffix(".json"))]      # an image and a sidecar
+    collected = tmp_path / "variation"
     result = cli("--regenerate", *sources, "--set", "cfg_scale=5", "--set", "seed=+1", "--server", server.url,
-                 "--root", root, "--events", "json")
+                 "--root", root, "--events", "json", "--collect", str(collected))
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["event"] for e in events if e["event"] != "started"][:1] == ["planned"]
     children = [Path(path) for e in events if e["event"] == "saved" for path in e["paths"]]
     assert len(children) == 2
+    # --collect: the set in one folder of its own, byte for byte, with its contact sheet
+    copies = [Path(path) for e in events if e["event"] == "saved" for path in e["collected"]]
+    assert [p.parent for p in copies] == [collected, collected] and [p.name for p in copies] == [c.name for c in children]
+    for copy, child in zip(copies, children):
+        assert copy.read_bytes() == child.read_bytes()
+        assert copy.with_suffix(".json").read_bytes() == child.with_suffix(".json").read_bytes()
+    assert (collected / "contact_sheet.jpg").is_file()
+    assert "pixels: 0 identical to their parent, 2 different" in result.stderr
+    again = cli("--regenerate", *sources, "--server", server.url, "--root", root, "--collect", str(collected))
+    assert again.returncode == 2 and "collect into an empty folder" in again.stderr
     for parent, child in zip(parents, children):
         before, after = sidecar(parent), sidecar(child)
         seed = before["parameters"]["seed"] + 1

@@ -188,7 +188,7 @@ def test_dry_run_shows_the_plan_and_what_is_skipped(tmp_path):
     (["--set", "cfg=5", "x.yaml", "--dry-run"], "--set goes with --regenerate"),
     (["--regenerate", "s", "--resume", "--server", "x"], "--resume does not go with --regenerate"),
     (["--regenerate", "s", "--model", "m", "--server", "x"], "--model does not go with --regenerate"),
-    (["--regenerate", "s", "--collect", "c", "--server", "x"], "--collect does not go with --regenerate"),
+    (["--regenerate", "s", "--ray", "local", "--comfyui", "c", "--collect", "c"], "--ray does not go with --regenerate"),
     (["x.yaml", "--regenerate", "s", "--dry-run"], "--regenerate takes images, sidecars and session folders, not x.yaml"),
 ])
 def test_regenerate_refuses_bad_input_before_anything_runs(tmp_path, args, message):
