@@ -172,7 +172,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="with --regenerate: change one parameter of every image, e.g. --set cfg_scale=5, "
                         "--set sampler=dpmpp_2m; a signed number is added to each image's own value: --set "
                         "seed=+1 (keys: seed, steps, cfg (cfg_scale), sampler, scheduler, denoise, width, "
-                        "height, prompt, negative) (repeatable)")
+                        "height, prompt, negative) (repeatable; default: the sidecar's values)")
     p.add_argument("--compose-only", metavar="FOLDER",
                    help="only (re)compose the contact sheet and animation of an existing session folder "
                         "(default: run a session)")
