@@ -125,3 +125,33 @@ def test_a_set_variation_changes_exactly_those_parameters(session, tmp_path):
         assert changed == {"cfg_scale", "seed"}
         assert after["regenerated_from"] == {"image": str(parent), "image_sha256": before["image_sha256"],
                                              "changes": {"cfg": 5.0, "seed": seed}, "identical_pixels": False}
+
+
+def test_a_set_over_two_servers_with_their_own_outputs_is_identical_and_collected(comfy_server, make_comfy_server,
+                                                                                  tmp_path, request):
+    """The second server cannot see the parents (its own output folder): identical_pixels comes from
+    the parent's pixel digest the CLI sends with each job."""
+    other = make_comfy_server()
+    root = f"pmtest/{request.node.name}"
+    path = tmp_path / "four.yaml"
+    path.write_text(SMALL.replace("seeds: [3]", "seeds: [3, 8]"), encoding="utf-8")
+    made = cli(str(path), "--server", comfy_server.url, "--checkpoint", TEST_CHECKPOINT, "--root", root,
+               "--compose", "none")
+    assert made.returncode == 0, made.stderr
+    parents = saved(made)
+    before = set(other.client.history())
+    result = cli("--regenerate", str(parents[0].parent), "--server", comfy_server.url, "--server", other.url,
+                 "--root", root, "--collect", str(tmp_path / "set"), "--lookahead", "1")
+    assert result.returncode == 0, result.stderr
+    assert len(set(other.client.history()) - before) >= 1            # the second server made some of them
+    copies = saved(result)
+    assert len(copies) == 4 and {p.parent for p in copies} == {(tmp_path / "set").resolve()}
+    by_parent = {sidecar(p)["regenerated_from"]["image"]: p for p in copies}
+    assert sorted(by_parent) == sorted(str(p) for p in parents)
+    for parent in parents:
+        child = by_parent[str(parent)]
+        assert np.array_equal(pixels(child), pixels(parent)), child
+        assert sidecar(child)["regenerated_from"]["identical_pixels"] is True
+    # numbered in the sources' order, whichever server made each
+    assert [by_parent[str(p)].name[:3] for p in parents] == sorted(p.name[:3] for p in copies)
+    assert "pixels: 4 identical to their parent, 0 different" in result.stderr
