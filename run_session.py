@@ -795,11 +795,11 @@ class RegenerationRun(SessionRun):
                 self.collect.open_empty()
             except CollectError as e:
                 raise CheckFailed(str(e)) from None
-        status, info = self.client.request("POST", "/prompt_media/session_set",
-                                           {"prompts": self.prompts, "node_id": self.oom})
-        if status != 200 or not isinstance(info, dict):
-            raise CheckFailed(info.get("error") if isinstance(info, dict) else f"HTTP {status}: {info}",
-                              EXIT_FAILED if status >= 500 else EXIT_BAD_INPUT)
+        info = self.open_set(self.client)
+        self.folders[self.client.base_url] = self.folder = info["folder"]
+        for client in self.clients[1:]:      # the same numbers there (a no-op where the output folder is shared)
+            planned = {"session_folder": info["session_folder"], "first_number": info["first_numbers"][0]}
+            self.folders[client.base_url] = self.open_set(client, planned)["folder"]
         for prompt, first in zip(self.prompts, info["first_numbers"]):
             prompt[node_of(prompt, "PromptMediaSessionSaver")]["inputs"].update(
                 session_folder=info["session_folder"], first_number=first, compose="none")
@@ -811,7 +811,6 @@ class RegenerationRun(SessionRun):
                                                            for s in self.servers])
         progress = Progress(total, 0)
         skip = {self.oom, node_of(self.prompt, "PromptMediaSessionSaver")}
-        self.folders[self.client.base_url] = self.folder = info["folder"]
         self.pool = ServerPool(self.servers, range(total), self.job_prompt, self.extra_data, lookahead=args.lookahead,
                                timeout=args.timeout, prepare=self.prepare, on_success=self.job_saved).start()
         progress.show()
@@ -834,12 +833,16 @@ class RegenerationRun(SessionRun):
     def prepare(self, client: ComfyClient) -> None:
         """Nothing to upload: each job carries its file."""
 
-    def job_saved(self, client: ComfyClient, index: int, result: RunResult) -> dict:
-        if client.base_url not in self.folders:     # where that server's saver put the set's folder
-            body = {"prompt": self.prompts[index], "node_id": self.oom}
-            status, info = client.request("POST", "/prompt_media/session", body)
-            self.folders[client.base_url] = info.get("folder") if status == 200 and isinstance(info, dict) else None
-        return super().job_saved(client, index, result)
+    def open_set(self, client: ComfyClient, planned: dict | None = None) -> dict:
+        """The set's folder and numbers, opened on ``client`` (``planned``: as the first server
+        opened it)."""
+        status, info = client.request("POST", "/prompt_media/session_set",
+                                      {"prompts": self.prompts, "node_id": self.oom, **(planned or {})})
+        if status != 200 or not isinstance(info, dict):
+            where = f"{client.base_url}: " if self.several else ""
+            raise CheckFailed(where + (info.get("error") if isinstance(info, dict) else f"HTTP {status}: {info}"),
+                              EXIT_FAILED if status >= 500 else EXIT_BAD_INPUT)
+        return info
 
     def say_saved(self, advice: str, prefix: str = "", failed: int | None = None) -> None:
         total = len(self.prompts)

@@ -163,9 +163,9 @@ def _read_json(path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _reservations(log_dir: str) -> list[tuple[int, int, int, str]]:
-    """(slot, first, images, expansion_id) of every reservation in ``log_dir``, in slot order
-    (an unreadable one keeps its slot and holds no numbers: we never write one)."""
+def _reservations(log_dir: str) -> list[tuple[int, int, int, str, tuple[str, ...]]]:
+    """(slot, first, images, expansion_id, parts) of every reservation in ``log_dir``, in slot
+    order (an unreadable one keeps its slot and holds no numbers: we never write one)."""
     try:
         names = os.listdir(log_dir)
     except FileNotFoundError:
@@ -177,19 +177,34 @@ def _reservations(log_dir: str) -> list[tuple[int, int, int, str]]:
             continue
         r = _read_json(os.path.join(log_dir, name)) or {}
         try:
-            out.append((int(m.group(1)), int(r["first"]), int(r["images"]), str(r["expansion_id"])))
+            parts = r.get("parts") or ()
+            out.append((int(m.group(1)), int(r["first"]), int(r["images"]), str(r["expansion_id"]),
+                        tuple(str(p) for p in parts) if isinstance(parts, list) else ()))
         except (KeyError, TypeError, ValueError):   # not ours / edited by hand: holds no numbers
-            out.append((int(m.group(1)), 0, 0, ""))
+            out.append((int(m.group(1)), 0, 0, "", ()))
     return sorted(out)
 
 
+def _part_holds(start: int, count: int, parts: tuple[str, ...], expansion_id: str, first: int, images: int) -> bool:
+    """True when a set's reservation (``parts``: its sessions in order, equal shares of its
+    numbers) holds exactly ``first``..``first + images - 1`` for ``expansion_id``."""
+    if not parts or count % len(parts) or images != count // len(parts):
+        return False
+    index, offset = divmod(first - start, images)
+    return offset == 0 and 0 <= index < len(parts) and parts[index] == expansion_id
+
+
 def reserve_numbers(root_dir: str, folder: str, expansion_id: str, images: int, started: datetime,
-                    first: int | None = None) -> int:
+                    first: int | None = None, parts: list[str] | None = None) -> int:
     """Reserve ``images`` consecutive numbers in ``folder`` for a session; returns the first.
 
     ``first=None``: right after every earlier reservation of the folder and every numbered file
     in it. ``first=N``: exactly N (a session planned elsewhere); returns N at once when this
-    session already holds it, raises NumberingError when another session holds any of them.
+    session already holds it (or a set's reservation holds it for this session: see ``parts``),
+    raises NumberingError when another session holds any of them. ``parts``: a set of sessions
+    reserved as one (``--regenerate``: one session per image): their expansion ids in order,
+    each holding an equal share of the numbers, so each session's own reservation later finds
+    its share here.
     Lock-free: each reservation is a new numbered file in the log published with a no-replace
     link, computed from all the earlier ones; losing the race for a slot means reading it and
     going after it."""
@@ -199,8 +214,9 @@ def reserve_numbers(root_dir: str, folder: str, expansion_id: str, images: int, 
     while True:
         slots = _reservations(log_dir)
         end = 1
-        for _slot, start, count, owner in slots:
-            if first is not None and owner == expansion_id and start == first:
+        for _slot, start, count, owner, held_for in slots:
+            if first is not None and (owner == expansion_id and start == first
+                                      or _part_holds(start, count, held_for, expansion_id, first, images)):
                 return first
             if first is not None and start < first + images and first < start + count:
                 raise NumberingError(
@@ -211,7 +227,7 @@ def reserve_numbers(root_dir: str, folder: str, expansion_id: str, images: int, 
         start = first if first is not None else max(end, highest_count(folder) + 1)
         slot = slots[-1][0] + 1 if slots else 1
         record = {"first": start, "images": images, "expansion_id": expansion_id,
-                  "started": started.strftime(STARTED_FORMAT)}
+                  "started": started.strftime(STARTED_FORMAT)} | ({"parts": list(parts)} if parts else {})
         try:
             write_json(os.path.join(log_dir, f"{slot:04d}.json"), record)
             return start
@@ -342,6 +358,23 @@ def open_session(root_dir: str, expansion_id: str, jobs: int, batch_size: int = 
                       jobs=jobs, opened=True)
     save_session(session)      # later jobs must find it even if this one fails midway
     return session
+
+
+def open_set(root_dir: str, parts: list[str], batch_size: int = 1, now: Callable[[], datetime] = datetime.now,
+             planned: PlannedSession | None = None) -> tuple[str, int]:
+    """One folder (now's minute, or the planned one) and one reservation for a set of sessions
+    run as one (run_session.py --regenerate: a one-job session per image), each holding
+    ``batch_size`` numbers in ``parts``' order (their expansion ids); returns (folder, first).
+    Each session opens itself when its job is saved (:func:`open_session` with the folder and its
+    number planned), finding its share in this reservation: one log entry for the whole set,
+    however large. ``planned``: the set as opened on another server."""
+    set_id = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    started = planned.started if planned else now().replace(second=0, microsecond=0)
+    folder = os.path.join(root_dir, *planned.folder.split("/")) if planned else session_folder(root_dir, started)
+    _prepare_folder(root_dir, folder, set_id)
+    first = reserve_numbers(root_dir, folder, set_id, len(parts) * max(1, int(batch_size)), started,
+                            planned.first if planned else None, parts=parts)
+    return folder, first
 
 
 def continue_session(root_dir: str, expansion_id: str) -> Session | None:

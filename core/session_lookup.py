@@ -26,7 +26,7 @@ from .api_prompt import (
 )
 from .expand import count_jobs, describe, expansion_id
 from .schema import PromptMedia
-from .session import DEFAULT_ROOT, SESSIONS, Session, open_session
+from .session import DEFAULT_ROOT, SESSIONS, PlannedSession, Session, open_session, open_set
 
 
 class SessionLookupError(ValueError):
@@ -141,19 +141,21 @@ def open_planned_session(media: PromptMedia, request: SessionRequest, root_dir: 
     return session_status(media, request, root_dir, session)
 
 
+
 def open_planned_set(jobs: list[tuple[PromptMedia, SessionRequest]], root_dir: str, batch_size: int = 1,
-                     now=datetime.now) -> dict:
-    """Open one new session folder (this minute) for a set of sessions run as one, in order
-    (run_session.py --regenerate: each regenerated image is a one-job file): each session's
-    numbers reserved there one after the other, recorded before any job runs. Answers
-    {folder, session_folder, first_numbers} (one per session, in order)."""
-    minute = now().replace(second=0, microsecond=0)
-    firsts, session = [], None
+                     now=datetime.now, planned: PlannedSession | None = None) -> dict:
+    """Open one new session folder (this minute, or ``planned``: the set as another server opened
+    it) for a set of one-job sessions run as one, in order (run_session.py --regenerate: one
+    per image), their numbers reserved together (core/session.open_set). Answers {folder,
+    session_folder, first_numbers} (each session's number, in order)."""
+    parts = []
     for media, request in jobs:
-        exp_id = expansion_id(media, request.mode, request.variation_seed, request.seed)
-        total = count_jobs(media, request.mode, request.seed)
-        session = SESSIONS.remember(open_session(root_dir, exp_id, total, batch_size, lambda: minute))
-        firsts.append(session.first)
-    if session is None:
+        if count_jobs(media, request.mode, request.seed) != 1:
+            raise SessionLookupError(f"a set holds one-job sessions; {media.source_name} expands to "
+                                     f"{count_jobs(media, request.mode, request.seed)} jobs")
+        parts.append(expansion_id(media, request.mode, request.variation_seed, request.seed))
+    if not parts:
         raise SessionLookupError("no sessions to open")
-    return {"folder": session.folder, "session_folder": session.relative_folder, "first_numbers": firsts}
+    folder, first = open_set(root_dir, parts, batch_size, now, planned)
+    return {"folder": folder, "session_folder": os.path.relpath(folder, root_dir).replace(os.sep, "/"),
+            "first_numbers": [first + k * batch_size for k in range(len(parts))]}

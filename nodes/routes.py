@@ -6,9 +6,10 @@ POST /prompt_media/session  {prompt: <API prompt>, node_id: <OOM node id>}
 POST /prompt_media/session  {..., open: true, batch_size: 1}
   opens a new session now (folder and numbers reserved) and answers the same way: what
   run_session.py passes to the saver (session_folder, first_number) on every server
-POST /prompt_media/session_set  {prompts: [<API prompt>, ...], node_id}
+POST /prompt_media/session_set  {prompts: [<API prompt>, ...], node_id, session_folder?, first_number?}
   opens one new folder for several one-job sessions run as one set (run_session.py
-  --regenerate), numbers reserved in the prompts' order -> {folder, session_folder, first_numbers}
+  --regenerate), numbers reserved in the prompts' order -> {folder, session_folder, first_numbers};
+  with session_folder and first_number: the set as the first server opened it (the same numbers)
 
 The graph reading and the answer live in core/session_lookup.py; this is the aiohttp glue.
 Registered by nodes/server_hooks.py at package load.
@@ -22,7 +23,7 @@ from aiohttp import web
 import folder_paths
 
 from ..core.errors import PromptMediaError
-from ..core.session import resolve_root
+from ..core.session import PlannedSession, resolve_root
 from ..core.session_lookup import (
     SessionLookupError,
     open_planned_session,
@@ -72,20 +73,22 @@ async def post_session(request: web.Request) -> web.Response:
         return web.json_response({"error": f"cannot open the session: {e}"}, status=500)
 
 
-def open_set(prompts: list, oom_id: str) -> dict:
+def open_set(body: dict) -> dict:
+    prompts = body["prompts"]
     if not isinstance(prompts, list) or not prompts:
         raise ValueError("prompts must be a non-empty list of API prompts")
-    requests = [session_request(prompt, oom_id) for prompt in prompts]
+    requests = [session_request(prompt, str(body["node_id"])) for prompt in prompts]
     if len({r.root for r in requests}) > 1:
         raise ValueError("the prompts of one set must share the saver's root")
+    planned = PlannedSession.parse(body.get("session_folder") or "", body.get("first_number") or 0)
     root_dir = resolve_root(folder_paths.get_output_directory(), requests[0].root)
-    return open_planned_set([(load(*r.source), r) for r in requests], root_dir)
+    return open_planned_set([(load(*r.source), r) for r in requests], root_dir, planned=planned)
 
 
 async def post_session_set(request: web.Request) -> web.Response:
     try:
         body = await request.json()
-        info = await asyncio.get_running_loop().run_in_executor(None, open_set, body["prompts"], str(body["node_id"]))
+        info = await asyncio.get_running_loop().run_in_executor(None, open_set, body)
         return web.json_response(info)
     except (PromptMediaError, SessionLookupError, KeyError, TypeError, ValueError) as e:  # incl. PathError
         return web.json_response({"error": str(e)}, status=400)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from prompt_media_pkg.core.regenerate import (
     regeneration_sources,
 )
 from prompt_media_pkg.core.schema import load_prompt_media
+from prompt_media_pkg.core.session import NumberingError, PlannedSession, open_session, open_set
 from prompt_media_pkg.core.sidecar import read_sidecar
 from prompt_media_pkg.tests.synthetic_session import write_session
 
@@ -161,6 +163,28 @@ def test_the_pixel_digest_is_of_pixels_not_of_the_file(tmp_path):
     assert parent_record(section, str(tmp_path), lambda p: True, lambda: "e" * 64)["identical_pixels"] is False
     assert parent_record({"image": "a.png"}, str(tmp_path), lambda p: True)["identical_pixels"] is True
     assert PARENT_KEY == "regenerated_from"
+
+
+def test_a_set_reserves_its_numbers_at_once_and_each_image_finds_its_own(tmp_path):
+    root, minute = str(tmp_path / "out"), datetime(2026, 12, 3, 13, 40)
+    parts = [f"e{n:015d}" for n in range(3000)]
+    open_session(root, "earlier", 2, now=lambda: minute)                  # numbers 1-2 of that minute
+    folder, first = open_set(root, parts, now=lambda: minute)
+    assert (os.path.relpath(folder, root), first) == (os.path.join("2026", "12", "03", "1340"), 3)
+    log = os.path.join(root, ".prompt_media", "numbers", "2026-12-03-1340")
+    assert sorted(os.listdir(log)) == ["0001.json", "0002.json"]         # one entry for 3,000 images
+    planned = [PlannedSession("2026/12/03/1340", first + k) for k in range(len(parts))]
+    for k in (0, 1, 2999, 1500):                                         # any order, any server
+        assert open_session(root, parts[k], 1, planned=planned[k]).first == first + k
+    with pytest.raises(NumberingError, match="already reserved by another session"):
+        open_session(root, parts[4], 1, planned=planned[5])              # not its own number
+    with pytest.raises(NumberingError):
+        open_session(root, "stranger", 1, planned=planned[7])
+    # the same set opened on a server sharing the output folder: the same numbers, nothing new
+    assert open_set(root, parts, planned=planned[0]) == (folder, first)
+    # a second set in the same minute goes after the first
+    assert open_set(root, parts[:2], now=lambda: minute) == (folder, first + len(parts))
+    assert len(os.listdir(log)) == 3
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
