@@ -125,7 +125,7 @@ def _resolved(key: str, value, current):
     try:
         return _change(key, total)
     except RegenerateError as e:
-        raise RegenerateError(f"{value.text} makes {key} {total:g}: {e}") from None
+        raise RegenerateError(f"{value.text} makes {key} {total}: {e}") from None
 
 
 def _unreproducible(sidecar: Sidecar) -> str | None:
