@@ -825,6 +825,12 @@ class RegenerationRun(SessionRun):
     def job_prompt(self, index: int) -> dict:
         return copy.deepcopy(self.prompts[index])
 
+    def emit(self, event: str, **data) -> None:
+        """A job's saved or failed event also names the image it regenerates (``source``)."""
+        if event in ("saved", "failed") and data.get("job"):
+            data["source"] = self.plan.jobs[data["job"] - 1][1].parent["image"]
+        super().emit(event, **data)
+
     def extra_data(self, index: int) -> dict | None:
         if self.ui_workflow is None:
             return None

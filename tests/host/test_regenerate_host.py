@@ -106,6 +106,7 @@ def test_a_set_variation_changes_exactly_those_parameters(session, tmp_path):
     assert [e["event"] for e in events if e["event"] != "started"][:1] == ["planned"]
     children = [Path(path) for e in events if e["event"] == "saved" for path in e["paths"]]
     assert len(children) == 2
+    assert [e["source"] for e in events if e["event"] == "saved"] == [str(p) for p in parents]
     # --collect: the set in one folder of its own, byte for byte, with its contact sheet
     copies = [Path(path) for e in events if e["event"] == "saved" for path in e["collected"]]
     assert [p.parent for p in copies] == [collected, collected] and [p.name for p in copies] == [c.name for c in children]
