@@ -4,32 +4,50 @@ seed), an image's parameters, and the stars and tags kept beside the images.
 
 Pure module (no ComfyUI). Sidecars are read with core.sidecar's typed reader and placed by the
 contact sheet's grouping, so the grid is the contact sheet's. Reading a sidecar costs an open
-and a JSON parse (about 0.1 ms), so each session folder keeps an index in memory: an unchanged
+and a strict parse (0.3-0.7 ms), so each session folder keeps an index in memory: an unchanged
 folder (same mtime) answers without being listed, and a changed one re-reads only the names that
 are new or were replaced (another inode). Sidecars are published under new names, never
 rewritten in place, so the index is exact.
+
+The index also lives on disk (:func:`core.session.gallery_index_path`), so the first listing
+after a start does not read ten thousand sidecars again: each image's record keyed by its
+sidecar's inode, size and mtime_ns (a sidecar changed or added since is read again, one gone is
+dropped), and the finished grid, used as it is while every key still matches. It is written
+atomically, a while after the last change (never on the path of a request), and by the session
+page; one that is unreadable, truncated, foreign or written by other code is ignored and
+rewritten.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import logging
 import os
 import threading
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
-from .atomic import write_json
+from .atomic import replace_bytes, write_json
 from .contact_sheet.plan import column_labels, grid_groups
 from .contact_sheet.scan import SessionImage, session_image
 from .paths import PathError
 from .pngmeta import a1111_parameters
-from .session import NUMBERED_FILE, dated_split, folder_title
+from .session import NUMBERED_FILE, dated_split, folder_title, gallery_index_path
 from .sidecar import GenerationParamsError, Sidecar, read_sidecar
+
+log = logging.getLogger(__name__)
 
 MARKS_NAME = "stars_and_tags.json"     # one small file per session folder, beside the images
 MAX_MARKS_BYTES = 1 << 20
 MAX_TAGS, MAX_TAG_CHARS = 32, 64
 RUNNING_SECONDS = 120                  # a folder written to this recently is taken as running
 CACHED_FOLDERS = 32
+INDEX_FORMAT = "prompt-media-gallery-index"
+INDEX_VERSION = 1
+MAX_INDEX_BYTES = 512 << 20            # ~50 KB per image would be absurd: not ours
+SAVE_DELAY = 10.0                      # seconds after a change before the index file is written
 
 
 class GalleryError(ValueError):
@@ -98,23 +116,36 @@ def _parent_summary(parent: dict) -> dict:
 
 # ----------------------------------------------------------------------------- a folder's index
 
+Key = list          # a sidecar's [inode, size, mtime_ns]
+
+
 class FolderIndex:
     """The session images of one folder, kept current by :meth:`refresh`. What a refresh found
     (the sorted images, the progress, each grid page's JSON) is kept until the next change, and a
     grid page whose images did not change is not planned again: a session that grows by one
-    image costs one listing of the folder, one sidecar and one page."""
+    image costs one listing of the folder, one sidecar and one page.
 
-    def __init__(self, folder: str, on_read=None):
+    With an ``index_file`` the first refresh stats every sidecar and takes what the file holds
+    for each unchanged one; when nothing changed at all it answers with the file's grid and
+    progress, and builds the records from the file only when they are needed (the folder
+    changes, or a caller asks for the images)."""
+
+    def __init__(self, folder: str, on_read=None, index_file: str | None = None):
         self.folder = folder
         self.on_read = on_read          # called with each sidecar read (the page's details)
+        self.index_file = index_file    # where the index is kept on disk; None: memory only
         self.mtime_ns = -1
-        # png name -> (its sidecar's inode, the record or why it was skipped, the record's JSON)
-        self.entries: dict[str, tuple[int, SessionImage | str, bytes]] = {}
+        # png name -> (its sidecar's key, the record or why it was skipped, the record's JSON)
+        self.entries: dict[str, tuple[Key, SessionImage | str, bytes]] = {}
         self.newest = 0.0
-        self._view: bytes | None = None
+        self.dirty = False              # the entries differ from the index file
+        self._stored: StoredIndex | None = None      # the file's answer, while no record is needed
+        self._view: tuple[str, bytes] | None = None  # (relative folder, the view's JSON)
+        self._body: bytes | None = None              # the view without its head: pages and images
         self._images: list[SessionImage] | None = None
         self._jobs: tuple[set, dict, dict] | None = None             # jobs, totals, sources seen
         self._pages: dict[tuple, tuple[tuple, bytes]] = {}          # group key -> (its images, JSON)
+        self._save_timer: threading.Timer | None = None
         self.lock = threading.Lock()
 
     def refresh(self) -> bool:
@@ -122,26 +153,49 @@ class FolderIndex:
         mtime_ns = os.stat(self.folder).st_mtime_ns
         if mtime_ns == self.mtime_ns:
             return False
-        sidecars: dict[str, int] = {}              # name -> inode (a replaced file has a new one)
+        sidecars: dict[str, os.DirEntry] = {}
         pngs: list[str] = []
-        with os.scandir(self.folder) as it:
-            for entry in it:
-                name = entry.name
-                if name[-5:] == ".json":
-                    sidecars[name] = entry.inode()
-                elif name[-4:] == ".png":
-                    pngs.append(name)
+        fd = os.open(self.folder, os.O_RDONLY) if os.scandir in os.supports_fd else None
+        try:            # listed by descriptor, a sidecar's stat needs no path lookup
+            with os.scandir(self.folder if fd is None else fd) as it:
+                for entry in it:
+                    name = entry.name
+                    if name[-5:] == ".json":
+                        sidecars[name] = entry
+                    elif name[-4:] == ".png":
+                        pngs.append(name)
+            return self._update(mtime_ns, sidecars, pngs)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _update(self, mtime_ns: int, sidecars: dict[str, os.DirEntry], pngs: list[str]) -> bool:
+        keys: dict[str, Key] = {}
+        if self._stored is not None:
+            self._unpack()
+        elif self.mtime_ns == -1 and self.index_file is not None and self.on_read is None:
+            keys = {name: sidecar_key(entry) for name in pngs if image_count(name) is not None
+                    and (entry := sidecars.get(name[:-4] + ".json")) is not None}
+            stored = read_index_file(self.index_file)
+            if stored is not None and stored.keys == keys:
+                self._stored = stored                 # nothing changed since it was written
+                self._mark_changed(mtime_ns)
+                return True
+            if stored is not None:                    # some changed: take the others, rewrite it
+                self.entries = stored_entries(stored, keys, self.folder)
+                self.dirty = True
         entries, added = {}, []
         for name in pngs:
-            key = sidecars.get(name[:-4] + ".json")
-            if key is None:
+            entry = sidecars.get(name[:-4] + ".json")
+            if entry is None:
                 continue                       # no sidecar (yet): not an image of the session
             cached = self.entries.get(name)
-            if cached is not None and cached[0] == key:
+            if cached is not None and cached[0][0] == entry.inode():
                 entries[name] = cached
                 continue
             if image_count(name) is None:
                 continue                       # not a session image name (e.g. an upload)
+            key = keys.get(name) or sidecar_key(entry)      # taken before the read: never newer
             entries[name] = (key, *self._read(name))
             added.append(entries[name][1])
         removed = len(entries) - len(added) != len(self.entries)
@@ -150,11 +204,28 @@ class FolderIndex:
             self._jobs = None
         elif self._jobs is not None:
             self._count_jobs([r for r in added if isinstance(r, SessionImage)])
+        self.dirty = self.dirty or bool(added) or removed
         self.entries = entries
+        self._mark_changed(mtime_ns)
+        return True
+
+    def _mark_changed(self, mtime_ns: int) -> None:
         self.mtime_ns = mtime_ns
         self.newest = mtime_ns / 1e9
-        self._view = None
-        return True
+        self._view = self._body = None
+
+    def _unpack(self) -> None:
+        """The records from the stored index (whose keys matched the folder when it was read)."""
+        stored, self._stored = self._stored, None
+        self.entries = stored_entries(stored, stored.keys, self.folder)
+        self._images = self._jobs = None
+        self._pages = {}
+
+    def _records(self) -> None:
+        if self._stored is not None:
+            self._unpack()
+            self.mtime_ns = -2                 # list again: a record the file lacked is read
+            self.refresh()
 
     def _read(self, name: str) -> tuple[SessionImage | str, bytes]:
         try:
@@ -177,13 +248,24 @@ class FolderIndex:
         return old + new
 
     def images(self) -> list[SessionImage]:
+        self._records()
         if self._images is None:
             self._images = sorted((e[1] for e in self.entries.values() if isinstance(e[1], SessionImage)),
                                   key=_order)
         return self._images
 
     def skipped(self) -> list[str]:
+        if self._stored is not None:
+            return self._stored.view["skipped"]
         return sorted(e[1] for e in self.entries.values() if isinstance(e[1], str))
+
+    def thumb(self) -> tuple[str, int] | None:
+        """The newest image's name and pixel count (the session list's thumbnail)."""
+        if self._stored is not None:
+            thumb = self._stored.view["thumb"]
+            return (thumb[0], thumb[1]) if thumb else None
+        images = self.images()
+        return (images[-1].name, images[-1].size[0] * images[-1].size[1]) if images else None
 
     def _count_jobs(self, images: list[SessionImage]) -> None:
         jobs, totals, sources = self._jobs if self._jobs is not None else (set(), {}, {})
@@ -198,6 +280,9 @@ class FolderIndex:
     def progress(self) -> tuple[int, int | None, list[str]]:
         """(jobs saved, jobs in the session(s), prompt files): a job counts once even when its
         batch made several images; several sessions in one folder add up."""
+        if self._stored is not None:
+            view = self._stored.view
+            return view["done"], view["total"], view["sources"]
         if self._jobs is None:
             self._count_jobs(self.images())
         jobs, totals, sources = self._jobs
@@ -206,14 +291,22 @@ class FolderIndex:
     def view(self, relative: str) -> bytes:
         """The session as the grid shows it, as JSON: {folder, title, sources, done, total,
         skipped, pages, images}. Joined from each image's and each page's own encoding."""
-        if self._view is None:
-            images = self.images()
+        if self._view is None or self._view[0] != relative:
             done, total, sources = self.progress()
             head = compact_json({"folder": relative, "title": folder_title(relative), "sources": sources,
                                  "done": done, "total": total, "skipped": self.skipped()})
-            self._view = (head[:-1] + b',"pages":[' + b",".join(self._grid(images)) + b'],"images":['
-                          + b",".join(self.entries[im.name][2] for im in images) + b"]}")
-        return self._view
+            self._view = relative, head[:-1] + b"," + self.body() + b"}"
+        return self._view[1]
+
+    def body(self) -> bytes:
+        """The view's pages and images: ``"pages":[...],"images":[...]``."""
+        if self._stored is not None:
+            return self._stored.body
+        if self._body is None:
+            images = self.images()
+            self._body = (b'"pages":[' + b",".join(self._grid(images)) + b'],"images":['
+                          + b",".join(self.entries[im.name][2] for im in images) + b"]")
+        return self._body
 
     def _grid(self, images: list[SessionImage]) -> list[bytes]:
         several = len({im.expansion_id for im in images}) > 1
@@ -229,13 +322,180 @@ class FolderIndex:
         self._pages = kept
         return pages
 
+    # ------------------------------------------------------------------------- on disk
+
+    def save(self) -> bool:
+        """Write the index file (atomically) when the records changed since it was read or
+        written; False when there was nothing to write or it could not be written (a lost
+        index only costs reading the sidecars again)."""
+        if self.index_file is None or not self.dirty or self._stored is not None:
+            return False
+        body = self.body()
+        done, total, sources = self.progress()
+        header = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "code": code_version(),
+                  "keys": {name: e[0] for name, e in self.entries.items()},
+                  "view": {"done": done, "total": total, "sources": sources, "skipped": self.skipped(),
+                           "thumb": self.thumb(), "bytes": len(body)}}
+        # a record as a row: where its JSON is in the body (the images array ends it), then
+        # SessionImage without its path and name (see _record); a skipped one as its reason
+        rows = {name: e[1] for name, e in self.entries.items() if not isinstance(e[1], SessionImage)}
+        images = self.images()
+        at = len(body) - 1 - sum(len(self.entries[im.name][2]) + 1 for im in images) + bool(images)
+        for im in images:
+            size = len(self.entries[im.name][2])
+            rows[im.name] = (at, size, *im[2:])
+            at += size + 1
+        try:
+            os.makedirs(os.path.dirname(self.index_file), exist_ok=True)
+            replace_bytes(compact_json(header) + b"\n" + body + b"\n" + compact_json(rows) + b"\n",
+                          self.index_file, durable=False)      # a lost index is only slower
+        except OSError as e:
+            log.warning("[Prompt Media] cannot write the gallery index %s: %s", self.index_file, e)
+            return False
+        self.dirty = False
+        return True
+
+    def save_later(self, delay: float = SAVE_DELAY) -> None:
+        """Write the index file ``delay`` seconds from now (once, however many changes come
+        meanwhile): a running session's folder is not rewritten after every image."""
+        if self.index_file is None or self._save_timer is not None:
+            return
+        self._save_timer = threading.Timer(delay, self._timed_save)
+        self._save_timer.daemon = True
+        self._save_timer.start()
+
+    def _timed_save(self) -> None:
+        with self.lock:
+            self._save_timer = None
+            self.save()
+
+
+def sidecar_key(entry: os.DirEntry) -> Key:
+    """[inode, size, mtime_ns] of a sidecar; one that cannot be stat'ed gets a key that matches
+    nothing (it is read, and fails there with the reason)."""
+    try:
+        st = entry.stat()
+    except OSError:
+        return [entry.inode(), -1, -1]
+    return [entry.inode(), st.st_size, st.st_mtime_ns]
+
+
+class StoredIndex(NamedTuple):
+    """An index file as read: ``keys`` (png name -> its sidecar's key when written), ``view``
+    (done, total, sources, skipped, thumb), ``body`` (see FolderIndex.body) and the records'
+    rows, parsed only when needed."""
+    keys: dict
+    view: dict
+    body: bytes
+    rows: bytes
+
+
+@functools.cache
+def code_version() -> str:
+    """Changes with the code that makes an index's records and grid: an index written by other
+    code is rebuilt rather than trusted."""
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("gallery.py", "sidecar.py", "contact_sheet/scan.py", "contact_sheet/plan.py"):
+        with open(os.path.join(here, *name.split("/")), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def read_index_file(path: str) -> StoredIndex | None:
+    """The index file at ``path``; None when there is none or it is not one this code wrote
+    (unreadable, truncated, foreign, another version): the caller reads the sidecars."""
+    try:
+        if os.path.getsize(path) > MAX_INDEX_BYTES:
+            raise ValueError(f"larger than {MAX_INDEX_BYTES >> 20} MiB")
+        with open(path, "rb") as f:
+            header = json.loads(f.readline())
+            if not (isinstance(header, dict) and header.get("format") == INDEX_FORMAT):
+                raise ValueError("not a Prompt Media gallery index")
+            if header.get("version") != INDEX_VERSION or header.get("code") != code_version():
+                log.info("[Prompt Media] %s was written by another version; it is rebuilt", path)
+                return None
+            keys, view = header.get("keys"), header.get("view")
+            if not (isinstance(keys, dict) and isinstance(view, dict) and _valid_view(view)):
+                raise ValueError("malformed header")
+            body = f.read(view["bytes"])
+            if len(body) != view["bytes"] or f.read(1) != b"\n":
+                raise ValueError("truncated")
+            rows = f.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:            # ValueError: bad JSON / UTF-8 / layout
+        log.warning("[Prompt Media] ignoring the gallery index %s (%s); it is rebuilt", path, e)
+        return None
+    return StoredIndex(keys, view, body, rows)
+
+
+def _valid_view(view: dict) -> bool:
+    thumb = view.get("thumb")
+    return (type(view.get("done")) is int and type(view.get("total")) in (int, type(None))
+            and type(view.get("bytes")) is int and view["bytes"] >= 0
+            and _strings(view.get("sources")) and _strings(view.get("skipped"))
+            and (thumb is None or (type(thumb) is list and len(thumb) == 2 and type(thumb[0]) is str
+                                   and type(thumb[1]) is int)))
+
+
+def _strings(value) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+_NONE = type(None)
+# a row's types: the record's JSON, then SessionImage's fields after path and name
+_ROW_TYPES = {(int, int, list, int, seed, int, int, int, int, str, dict, str, str, job, total, list)
+              for seed in (int, _NONE) for job in (int, _NONE) for total in (int, _NONE)}
+
+
+def stored_entries(stored: StoredIndex, keys: dict[str, Key], folder: str) -> dict:
+    """The entries of ``stored`` whose sidecar key is the one in ``keys`` (the sidecars as they
+    are now); a row that is not a well-formed record is left out (its sidecar is read)."""
+    try:
+        rows = json.loads(stored.rows)
+    except ValueError:
+        rows = None
+    if not isinstance(rows, dict):
+        log.warning("[Prompt Media] ignoring the records of a gallery index of %s; they are rebuilt", folder)
+        return {}
+    entries = {}
+    for name, key in keys.items():
+        row = rows.get(name)
+        if row is None or stored.keys.get(name) != key:
+            continue
+        if type(row) is str:
+            entries[name] = (key, row, b"")
+            continue
+        image = _record(folder, name, row, stored.body)
+        if image is not None:
+            entries[name] = (key, image, stored.body[row[0]:row[0] + row[1]])
+    return entries
+
+
+def _record(folder: str, name: str, row, body: bytes) -> SessionImage | None:
+    """A row of the index file as the record it was written from; None when it is not one."""
+    if type(row) is not list or tuple(map(type, row)) not in _ROW_TYPES:
+        return None
+    start, end = row[0], row[0] + row[1]          # its JSON: {"name":"<name>",...} in the body
+    size, values, loras = row[2], row[10], row[15]
+    if not (0 <= start < end < len(body) and body[end - 1:end + 1] in (b"},", b"}]")
+            and body.startswith(b'{"name":"%s",' % name.encode(), start)
+            and len(size) == 2 and type(size[0]) is int and type(size[1]) is int
+            and {type(v) for v in values.values()} <= {str} and {type(v) for v in loras} <= {str}):
+        return None
+    return SessionImage(folder + os.sep + name, name, (size[0], size[1]), *row[3:15], tuple(loras))
+
 
 def _order(image: SessionImage) -> tuple[int, str]:
     return image.task_id, image.name
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))   # one encoder: 2x faster than dumps()
+
+
 def compact_json(value) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _COMPACT.encode(value).encode("utf-8")
 
 
 def grid_page(group, several: bool) -> dict:
@@ -263,21 +523,27 @@ def grid_pages(images: list[SessionImage]) -> list[dict]:
 class Gallery:
     """The folder indexes of one output directory (an LRU of the most recently used)."""
 
-    def __init__(self, output_dir: str, cached: int = CACHED_FOLDERS):
+    def __init__(self, output_dir: str, cached: int = CACHED_FOLDERS, *, stored: bool = True,
+                 save_delay: float = SAVE_DELAY):
         self.output_dir = output_dir
         self.cached = cached
+        self.stored = stored            # keep each session's index on disk too (see FolderIndex)
+        self.save_delay = save_delay
         self._indexes: OrderedDict[str, FolderIndex] = OrderedDict()
         self._lock = threading.Lock()
 
     def index(self, folder: str) -> FolderIndex:
         """The refreshed index of an absolute session folder (already confined by the caller)."""
         with self._lock:
-            idx = self._indexes.pop(folder, None) or FolderIndex(folder)
+            idx = self._indexes.pop(folder, None) or \
+                FolderIndex(folder, index_file=gallery_index_path(folder) if self.stored else None)
             self._indexes[folder] = idx
             while len(self._indexes) > self.cached:
                 self._indexes.popitem(last=False)
         with idx.lock:
             idx.refresh()
+            if idx.dirty:
+                idx.save_later(self.save_delay)
         return idx
 
     def relative(self, folder: str) -> str:
@@ -290,11 +556,11 @@ class Gallery:
         if idx is not None:
             idx = self.index(folder)
             done, total, sources = idx.progress()
-            images = idx.images()
             newest = idx.newest
-            thumb = images[-1] if images else None
+            thumb = idx.thumb()
         else:
-            done, total, sources, thumb, newest = _quick_summary(folder)
+            done, total, sources, image, newest = _quick_summary(folder)
+            thumb = (image.name, image.size[0] * image.size[1]) if image else None
         if running or (total is not None and done < total and time.time() - newest < RUNNING_SECONDS):
             state = "running"
         elif total is not None and done >= total:
@@ -303,13 +569,14 @@ class Gallery:
             state = "interrupted"
         relative = self.relative(folder)
         return {"folder": relative, "title": folder_title(relative), "sources": sources, "done": done,
-                "total": total, "state": state, "thumb": thumb.name if thumb else None,
-                "thumb_pixels": thumb.size[0] * thumb.size[1] if thumb else 0}
+                "total": total, "state": state, "thumb": thumb[0] if thumb else None,
+                "thumb_pixels": thumb[1] if thumb else 0}
 
 
 def _quick_summary(folder: str) -> tuple[int, int | None, list[str], SessionImage | None, float]:
     names = set(os.listdir(folder))
-    numbered = sorted((c, n) for n in names if (c := image_count(n)) is not None and n[:-4] + ".json" in names)
+    numbered = sorted((c, n) for n in names if n[-4:] == ".png" and n[:-4] + ".json" in names
+                      and (c := image_count(n)) is not None)
     newest = os.stat(folder).st_mtime
     for _count, name in reversed(numbered):          # the newest readable sidecar describes it
         try:

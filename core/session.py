@@ -44,6 +44,7 @@ from .paths import PathError, ensure_inside, path_inside
 DEFAULT_ROOT = "collections/images"
 STATE_DIR = os.path.join(".prompt_media", "sessions")
 NUMBERS_DIR = os.path.join(".prompt_media", "numbers")
+GALLERY_DIR = os.path.join(".prompt_media", "gallery")
 FOLDER_FORMAT = "%Y/%m/%d/%H%M"
 STARTED_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
@@ -152,6 +153,20 @@ def numbers_dir(root_dir: str, folder: str) -> str:
     """The reservation log of a session folder: ``<root>/.prompt_media/numbers/YYYY-MM-DD-HHMM``."""
     relative = os.path.relpath(folder, root_dir).replace(os.sep, "/")
     return os.path.join(root_dir, NUMBERS_DIR, relative.replace("/", "-"))
+
+
+def gallery_index_path(folder: str) -> str | None:
+    """Where the gallery keeps its index of a session folder ``<root>/YYYY/MM/DD/HHMM``:
+    ``<root>/.prompt_media/gallery/YYYY-MM-DD-HHMM.index``, beside the folder's number
+    reservations (not among the images, and writing it leaves the folder's mtime alone). None
+    for a folder that is not a dated session folder."""
+    split = dated_split(folder)
+    if split is None:
+        return None
+    root = os.path.abspath(folder)
+    for _ in range(4):
+        root = os.path.dirname(root)
+    return os.path.join(root, GALLERY_DIR, "-".join(split[1]) + ".index")
 
 
 def _read_json(path: str) -> dict | None:

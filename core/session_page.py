@@ -16,6 +16,7 @@ import os
 
 from .atomic import replace_bytes
 from .gallery import FolderIndex, image_details, read_marks
+from .session import gallery_index_path
 
 PAGE_NAME = "index.html"
 RENDERER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "js", "session_grid.js")
@@ -79,12 +80,15 @@ def script_json(value) -> str:
 
 def page_data(folder: str, relative: str) -> dict:
     """What the page embeds: the grid view, each image's details, the stars and tags (every
-    sidecar is read once)."""
+    sidecar is read once: the details are more than the gallery's index holds). The gallery's
+    index file is written as well, so the gallery opens a finished session without reading its
+    sidecars again."""
     details = {}
     index = FolderIndex(folder, on_read=lambda name, sidecar: details.__setitem__(
-        name, image_details(sidecar, a1111=False)))
+        name, image_details(sidecar, a1111=False)), index_file=gallery_index_path(folder))
     index.refresh()
     view = json.loads(index.view(relative))
+    index.save()
     return {"view": view, "details": {im["name"]: details[im["name"]] for im in view["images"]},
             "marks": read_marks(folder)}
 
