@@ -138,7 +138,7 @@ class FolderIndex:
         # png name -> (its sidecar's key, the record or why it was skipped, the record's JSON)
         self.entries: dict[str, tuple[Key, SessionImage | str, bytes]] = {}
         self.newest = 0.0
-        self.dirty = False              # the entries differ from the index file
+        self._changes = self._saved = 0    # changes to the records, and the count last written
         self._stored: StoredIndex | None = None      # the file's answer, while no record is needed
         self._view: tuple[str, bytes] | None = None  # (relative folder, the view's JSON)
         self._body: bytes | None = None              # the view without its head: pages and images
@@ -183,7 +183,7 @@ class FolderIndex:
                 return True
             if stored is not None:                    # some changed: take the others, rewrite it
                 self.entries = stored_entries(stored, keys, self.folder)
-                self.dirty = True
+                self._changes += 1
         entries, added = {}, []
         for name in pngs:
             entry = sidecars.get(name[:-4] + ".json")
@@ -204,7 +204,8 @@ class FolderIndex:
             self._jobs = None
         elif self._jobs is not None:
             self._count_jobs([r for r in added if isinstance(r, SessionImage)])
-        self.dirty = self.dirty or bool(added) or removed
+        if added or removed:
+            self._changes += 1
         self.entries = entries
         self._mark_changed(mtime_ns)
         return True
@@ -324,40 +325,48 @@ class FolderIndex:
 
     # ------------------------------------------------------------------------- on disk
 
+    @property
+    def dirty(self) -> bool:
+        """The records changed since the index file was read or written."""
+        return self._changes != self._saved
+
     def save(self) -> bool:
         """Write the index file (atomically) when the records changed since it was read or
         written; False when there was nothing to write or it could not be written (a lost
         index only costs reading the sidecars again)."""
+        return self._write(self._contents())
+
+    def _contents(self) -> tuple[int, bytes, dict, list, bytes] | None:
+        """What the file will hold (taken under the lock; encoded and written outside it: a
+        refresh only ever replaces these objects, never changes them)."""
         if self.index_file is None or not self.dirty or self._stored is not None:
-            return False
+            return None
         body = self.body()
         done, total, sources = self.progress()
         header = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "code": code_version(),
                   "keys": {name: e[0] for name, e in self.entries.items()},
                   "view": {"done": done, "total": total, "sources": sources, "skipped": self.skipped(),
                            "thumb": self.thumb(), "bytes": len(body)}}
-        # a record as a row: where its JSON is in the body (the images array ends it), then
-        # SessionImage without its path and name (see _record); a skipped one as its reason
-        rows = {name: e[1] for name, e in self.entries.items() if not isinstance(e[1], SessionImage)}
-        images = self.images()
-        at = len(body) - 1 - sum(len(self.entries[im.name][2]) + 1 for im in images) + bool(images)
-        for im in images:
-            size = len(self.entries[im.name][2])
-            rows[im.name] = (at, size, *im[2:])
-            at += size + 1
+        return self._changes, compact_json(header), self.entries, self.images(), body
+
+    def _write(self, contents) -> bool:
+        if contents is None:
+            return False
+        changes, header, entries, images, body = contents
         try:
+            data = header + b"\n" + body + b"\n" + compact_json(encode_rows(entries, images, body)) + b"\n"
             os.makedirs(os.path.dirname(self.index_file), exist_ok=True)
-            replace_bytes(compact_json(header) + b"\n" + body + b"\n" + compact_json(rows) + b"\n",
-                          self.index_file, durable=False)      # a lost index is only slower
+            replace_bytes(data, self.index_file, durable=False)      # a lost index is only slower
         except OSError as e:
             log.warning("[Prompt Media] cannot write the gallery index %s: %s", self.index_file, e)
             return False
-        self.dirty = False
+        self._saved = changes
         return True
 
     def save_later(self, delay: float = SAVE_DELAY) -> None:
         """Write the index file ``delay`` seconds from now (once, however many changes come
-        meanwhile): a running session's folder is not rewritten after every image."""
+        meanwhile; a running session's index is not rewritten after every image), encoding it
+        outside the lock so that no request waits for it."""
         if self.index_file is None or self._save_timer is not None:
             return
         self._save_timer = threading.Timer(delay, self._timed_save)
@@ -367,7 +376,8 @@ class FolderIndex:
     def _timed_save(self) -> None:
         with self.lock:
             self._save_timer = None
-            self.save()
+            contents = self._contents()
+        self._write(contents)
 
 
 def sidecar_key(entry: os.DirEntry) -> Key:
@@ -444,21 +454,53 @@ def _strings(value) -> bool:
 
 
 _NONE = type(None)
-# a row's types: the record's JSON, then SessionImage's fields after path and name
-_ROW_TYPES = {(int, int, list, int, seed, int, int, int, int, str, dict, str, str, job, total, list)
+# a row: [start, length] of the record's JSON in the body, width, height, task_id, seed,
+# seed_index, prompt_index, variation_index, variations_per_prompt, base_prompt*, variation_values*,
+# expansion_id*, source_name*, job_index, total, loras* (*: an index into a table: a session
+# repeats its prompts, values and LoRAs, and ints are what JSON parses fastest)
+_ROW_TYPES = {(int, int, int, int, int, seed, int, int, int, int, int, int, int, int, job, total, int)
               for seed in (int, _NONE) for job in (int, _NONE) for total in (int, _NONE)}
+
+
+def encode_rows(entries: dict, images: list[SessionImage], body: bytes) -> dict:
+    """The records as the index file keeps them: {"images": {name: row, or the reason it was
+    skipped}, "texts", "values", "loras": the tables}. ``images`` (sorted) end ``body``."""
+    tables: dict[str, dict] = {"texts": {}, "values": {}, "loras": {}}
+
+    def ref(table: str, key, value) -> int:
+        known = tables[table]
+        if key not in known:
+            known[key] = (len(known), value)
+        return known[key][0]
+
+    rows = {name: e[1] for name, e in entries.items() if not isinstance(e[1], SessionImage)}
+    at = len(body) - 1 - sum(len(entries[im.name][2]) + 1 for im in images) + bool(images)
+    for im in images:
+        length = len(entries[im.name][2])
+        values = im.variation_values
+        rows[im.name] = (at, length, *im.size, *im[3:9], ref("texts", im.base_prompt, im.base_prompt),
+                         ref("values", tuple(values.items()), values), ref("texts", im.expansion_id, im.expansion_id),
+                         ref("texts", im.source_name, im.source_name), im.job_index, im.total,
+                         ref("loras", im.loras, im.loras))
+        at += length + 1
+    return {"images": rows, **{table: [value for _i, value in known.values()] for table, known in tables.items()}}
 
 
 def stored_entries(stored: StoredIndex, keys: dict[str, Key], folder: str) -> dict:
     """The entries of ``stored`` whose sidecar key is the one in ``keys`` (the sidecars as they
     are now); a row that is not a well-formed record is left out (its sidecar is read)."""
     try:
-        rows = json.loads(stored.rows)
-    except ValueError:
-        rows = None
-    if not isinstance(rows, dict):
-        log.warning("[Prompt Media] ignoring the records of a gallery index of %s; they are rebuilt", folder)
+        data = json.loads(stored.rows)
+        rows, texts, values, loras = data["images"], data["texts"], data["values"], data["loras"]
+        if not (type(rows) is dict and _strings(texts) and type(values) is list and type(loras) is list
+                and all(type(v) is dict and _strings(list(v.values())) for v in values)
+                and all(_strings(v) for v in loras)):
+            raise ValueError("malformed tables")
+    except (ValueError, TypeError, KeyError) as e:
+        log.warning("[Prompt Media] ignoring the records of the gallery index of %s (%s); they are rebuilt",
+                    folder, e)
         return {}
+    tables = texts, values, [tuple(v) for v in loras]
     entries = {}
     for name, key in keys.items():
         row = rows.get(name)
@@ -467,24 +509,28 @@ def stored_entries(stored: StoredIndex, keys: dict[str, Key], folder: str) -> di
         if type(row) is str:
             entries[name] = (key, row, b"")
             continue
-        image = _record(folder, name, row, stored.body)
+        image = _record(folder, name, row, stored.body, tables)
         if image is not None:
             entries[name] = (key, image, stored.body[row[0]:row[0] + row[1]])
     return entries
 
 
-def _record(folder: str, name: str, row, body: bytes) -> SessionImage | None:
+def _record(folder: str, name: str, row, body: bytes, tables: tuple) -> SessionImage | None:
     """A row of the index file as the record it was written from; None when it is not one."""
     if type(row) is not list or tuple(map(type, row)) not in _ROW_TYPES:
         return None
-    start, end = row[0], row[0] + row[1]          # its JSON: {"name":"<name>",...} in the body
-    size, values, loras = row[2], row[10], row[15]
+    start, length, width, height, task, seed, si, pi, vi, vpp, prompt, vals, expansion, source, job, total, lor = row
+    end = start + length                          # its JSON: {"name":"<name>",...} in the body
     if not (0 <= start < end < len(body) and body[end - 1:end + 1] in (b"},", b"}]")
             and body.startswith(b'{"name":"%s",' % name.encode(), start)
-            and len(size) == 2 and type(size[0]) is int and type(size[1]) is int
-            and {type(v) for v in values.values()} <= {str} and {type(v) for v in loras} <= {str}):
+            and min(prompt, vals, expansion, source, lor) >= 0):
         return None
-    return SessionImage(folder + os.sep + name, name, (size[0], size[1]), *row[3:15], tuple(loras))
+    texts, values, loras = tables
+    try:
+        return SessionImage(folder + os.sep + name, name, (width, height), task, seed, si, pi, vi, vpp, texts[prompt],
+                            values[vals], texts[expansion], texts[source], job, total, loras[lor])
+    except IndexError:
+        return None
 
 
 def _order(image: SessionImage) -> tuple[int, str]:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import time
 
 import pytest
 
@@ -19,6 +20,7 @@ from prompt_media_pkg.core.gallery import (
     FolderIndex,
     Gallery,
     GalleryError,
+    read_index_file,
     read_marks,
     session_roots,
     update_marks,
@@ -32,6 +34,7 @@ from prompt_media_pkg.core.regenerate import (
     session_root,
 )
 from prompt_media_pkg.core.schema import load_prompt_media
+from prompt_media_pkg.core.session import gallery_index_path
 from prompt_media_pkg.core.session_page import PAGE_NAME, page_data, render_page, script_json, write_session_page
 from prompt_media_pkg.core.sidecar import read_sidecar
 from prompt_media_pkg.tests.synthetic_session import write_session
@@ -306,3 +309,174 @@ def test_compose_only_writes_the_page_of_an_older_session(tmp_path):
     data = page_data(folder, "2026/11/22/1458")       # the dated part only: no path of this machine
     html = open(os.path.join(folder, PAGE_NAME), encoding="utf-8").read()
     assert script_json(data) in html and str(tmp_path) not in html
+
+
+# ----------------------------------------------------------------------------- the index on disk
+
+def counted_reads(monkeypatch) -> list[str]:
+    """The sidecars the gallery reads from now on (their base names)."""
+    reads = []
+    real = gallery_module.read_sidecar
+    monkeypatch.setattr(gallery_module, "read_sidecar",
+                        lambda p: reads.append(os.path.splitext(os.path.basename(p))[0]) or real(p))
+    return reads
+
+
+def stored_index(folder: str) -> FolderIndex:
+    """A FolderIndex as after a server start, with the session's index file."""
+    index = FolderIndex(folder, index_file=gallery_index_path(folder))
+    index.refresh()
+    return index
+
+
+def write_index(folder: str) -> str:
+    index = stored_index(folder)
+    assert index.dirty and index.save() and not index.dirty
+    return index.index_file
+
+
+def bump(path: str) -> None:
+    """Make a change visible to coarse clocks (the folder's or a sidecar's mtime)."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+
+def test_the_index_file_answers_a_cold_open_without_reading_a_sidecar(tmp_path, monkeypatch):
+    folder, jobs = session(tmp_path)
+    before = {n: os.stat(os.path.join(folder, n)).st_mtime_ns for n in os.listdir(folder)}
+    folder_mtime = os.stat(folder).st_mtime_ns
+    path = write_index(folder)
+    # beside the root's session state, not among the images: the session folder is untouched
+    assert path == str(tmp_path.joinpath("collections", "images", ".prompt_media", "gallery", "2026-11-22-1458.index"))
+    assert os.stat(folder).st_mtime_ns == folder_mtime
+    assert {n: os.stat(os.path.join(folder, n)).st_mtime_ns for n in os.listdir(folder)} == before
+    memory = FolderIndex(folder)
+    memory.refresh()
+    reads = counted_reads(monkeypatch)
+    index = stored_index(folder)
+    assert reads == []
+    assert index.view(REL) == memory.view(REL)
+    assert index.progress() == (12, 12, ["prompt.yaml"]) and index.thumb() == ("012_seed_22.png", 64 * 64)
+    assert index.save() is False                        # nothing changed: nothing written
+    # the records themselves (Queue session asks for them) come from the file as well
+    assert [im.name for im in index.images()] == [j["name"] for j in jobs] and reads == []
+    assert index.images() == memory.images()
+
+
+def test_a_sidecar_changed_in_place_is_read_again(tmp_path, monkeypatch):
+    folder, jobs = session(tmp_path, seeds=(1,))
+    write_index(folder)
+    changed = os.path.join(folder, jobs[2]["name"][:-4] + ".json")
+    data = json.load(open(changed))
+    data["parameters"]["seed"] = 4242                    # same inode, other size and mtime
+    with open(changed, "w") as f:
+        json.dump(data, f)
+    bump(changed)
+    reads = counted_reads(monkeypatch)
+    index = stored_index(folder)
+    v = json.loads(index.view(REL))
+    assert reads == [jobs[2]["name"][:-4]]
+    assert next(im for im in v["images"] if im["name"] == jobs[2]["name"])["seed"] == 4242
+    memory = FolderIndex(folder)
+    memory.refresh()
+    assert index.view(REL) == memory.view(REL)
+    assert index.dirty and index.save()                 # the file is brought up to date
+    reads.clear()
+    assert stored_index(folder).view(REL) == memory.view(REL) and reads == []
+
+
+def test_a_new_image_is_read_and_a_deleted_one_is_gone(tmp_path, monkeypatch):
+    folder, jobs = session(tmp_path, seeds=(1,))
+    os.unlink(os.path.join(folder, jobs[-1]["name"]))   # the last job: not saved yet
+    write_index(folder)
+    os.link(os.path.join(folder, jobs[0]["name"]), os.path.join(folder, jobs[-1]["name"]))   # it arrives
+    gone = jobs[1]["name"]
+    os.unlink(os.path.join(folder, gone))
+    os.unlink(os.path.join(folder, gone[:-4] + ".json"))
+    reads = counted_reads(monkeypatch)
+    index = stored_index(folder)
+    names = [im["name"] for im in json.loads(index.view(REL))["images"]]
+    assert reads == [jobs[-1]["name"][:-4]]
+    assert names == [j["name"] for j in jobs if j["name"] != gone]
+    assert index.save()
+    reads.clear()
+    again = stored_index(folder)
+    assert [im["name"] for im in json.loads(again.view(REL))["images"]] == names and reads == []
+    assert gone not in read_index_file(again.index_file).keys
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "other code", "bad rows", "bad row"])
+def test_a_corrupt_or_foreign_index_file_is_ignored_and_rebuilt(tmp_path, monkeypatch, damage):
+    folder, jobs = session(tmp_path, seeds=(1,))
+    path = write_index(folder)
+    raw = open(path, "rb").read()
+    header, rest = raw.split(b"\n", 1)
+    if damage == "garbage":
+        raw = b"\x00\xff not json at all"
+    elif damage == "truncated":
+        raw = raw[:len(header) + 40]
+    elif damage == "foreign":
+        raw = json.dumps({"format": "something-else", "keys": {}}).encode() + b"\n"
+    elif damage == "other code":
+        raw = header.replace(gallery_module.code_version().encode(), b"0" * 16) + b"\n" + rest
+    elif damage == "bad rows":
+        raw = raw[:raw.rindex(b"\n", 0, len(raw) - 1) + 1] + b'{"images": 7}\n'
+    elif damage == "bad row":                            # one record mangled: only its sidecar is read
+        rows_at = raw.rindex(b"\n", 0, len(raw) - 1) + 1
+        rows = json.loads(raw[rows_at:])
+        rows["images"][jobs[3]["name"]][10] = -5
+        raw = raw[:rows_at] + json.dumps(rows).encode() + b"\n"
+    with open(path, "wb") as f:
+        f.write(raw)
+    # what the session's sidecars give, whatever the file says
+    memory = FolderIndex(folder)
+    memory.refresh()
+    reads = counted_reads(monkeypatch)
+    index = stored_index(folder)
+    assert index.view(REL) == memory.view(REL)
+    assert index.images() == memory.images()            # the records too (bad rows: only now)
+    if damage == "bad row":
+        assert reads == [jobs[3]["name"][:-4]]
+    else:
+        assert sorted(reads) == sorted(j["name"][:-4] for j in jobs)
+    assert index.save()                                 # rewritten whole
+    reads.clear()
+    assert stored_index(folder).view(REL) == memory.view(REL) and reads == []
+
+
+def test_growing_after_a_cold_open_from_the_file(tmp_path, monkeypatch):
+    folder, jobs = session(tmp_path, seeds=(1, 2), prompts=PROMPTS[:2])
+    os.unlink(os.path.join(folder, jobs[-1]["name"]))
+    write_index(folder)
+    reads = counted_reads(monkeypatch)
+    index = stored_index(folder)
+    index.view(REL)
+    os.link(os.path.join(folder, jobs[0]["name"]), os.path.join(folder, jobs[-1]["name"]))
+    bump(folder)
+    assert index.refresh() is True
+    assert reads == [jobs[-1]["name"][:-4]]
+    memory = FolderIndex(folder)
+    memory.refresh()
+    assert index.view(REL) == memory.view(REL)
+    assert index.progress() == (8, 8, ["prompt.yaml"]) and index.dirty
+
+
+def test_the_gallery_writes_the_index_after_a_change_and_the_page_writes_it_too(tmp_path, monkeypatch):
+    folder, jobs = session(tmp_path, seeds=(1,))
+    g = Gallery(str(tmp_path), save_delay=0.05)
+    idx = g.index(folder)
+    deadline = time.monotonic() + 10
+    while idx.dirty and time.monotonic() < deadline:    # written in the background
+        time.sleep(0.02)
+    assert not idx.dirty and read_index_file(gallery_index_path(folder)) is not None
+    assert Gallery(str(tmp_path), stored=False).index(folder).index_file is None
+    other, _ = session(tmp_path / "other", seeds=(1,))
+    page_data(other, REL)                               # the session page reads every sidecar anyway
+    reads = counted_reads(monkeypatch)
+    assert json.loads(stored_index(other).view(REL))["done"] == 6 and reads == []
+
+
+def test_a_folder_that_is_not_a_dated_session_has_no_index_file(tmp_path):
+    assert gallery_index_path(str(tmp_path / "collected")) is None
+    assert gallery_index_path(str(tmp_path / "a" / "2026" / "11" / "22" / "1458")) == \
+        str(tmp_path / "a" / ".prompt_media" / "gallery" / "2026-11-22-1458.index")
