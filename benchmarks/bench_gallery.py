@@ -110,6 +110,7 @@ def main() -> int:
         count = name.split("_", 1)[0]
         if count.isdigit() and int(count) > EXTRA:
             os.unlink(os.path.join(folder, name))
+    os.makedirs(os.path.join(output, *REL.split("/")[:2], ".prompt_media"), exist_ok=True)   # a saver's root
     index_file = gallery_index_path(folder)
     if os.path.exists(index_file):
         os.unlink(index_file)

@@ -159,13 +159,16 @@ def gallery_index_path(folder: str) -> str | None:
     """Where the gallery keeps its index of a session folder ``<root>/YYYY/MM/DD/HHMM``:
     ``<root>/.prompt_media/gallery/YYYY-MM-DD-HHMM.index``, beside the folder's number
     reservations (not among the images, and writing it leaves the folder's mtime alone). None
-    for a folder that is not a dated session folder."""
+    for a folder that is not a dated session folder of a saver root (one holding
+    ``.prompt_media/``): no state folder is made anywhere else."""
     split = dated_split(folder)
     if split is None:
         return None
     root = os.path.abspath(folder)
     for _ in range(4):
         root = os.path.dirname(root)
+    if not os.path.isdir(os.path.join(root, os.path.dirname(GALLERY_DIR))):
+        return None
     return os.path.join(root, GALLERY_DIR, "-".join(split[1]) + ".index")
 
 

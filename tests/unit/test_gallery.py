@@ -46,6 +46,7 @@ REL = "collections/images/2026/11/22/1458"
 
 def session(tmp_path, seeds=(11, 22), prompts=PROMPTS, variations=TIMES, **kw):
     folder = tmp_path.joinpath(*REL.split("/"))
+    (folder.parents[3] / ".prompt_media").mkdir(parents=True, exist_ok=True)     # a saver's root
     jobs = write_session(str(folder), list(seeds), list(prompts), list(variations), **kw)
     return str(folder), jobs
 
@@ -476,7 +477,9 @@ def test_the_gallery_writes_the_index_after_a_change_and_the_page_writes_it_too(
     assert json.loads(stored_index(other).view(REL))["done"] == 6 and reads == []
 
 
-def test_a_folder_that_is_not_a_dated_session_has_no_index_file(tmp_path):
-    assert gallery_index_path(str(tmp_path / "collected")) is None
-    assert gallery_index_path(str(tmp_path / "a" / "2026" / "11" / "22" / "1458")) == \
-        str(tmp_path / "a" / ".prompt_media" / "gallery" / "2026-11-22-1458.index")
+def test_only_a_dated_session_folder_of_a_saver_root_has_an_index_file(tmp_path):
+    dated = str(tmp_path / "a" / "2026" / "11" / "22" / "1458")
+    assert gallery_index_path(str(tmp_path / "collected")) is None        # e.g. --collect DIR
+    assert gallery_index_path(dated) is None                              # no saver state there
+    (tmp_path / "a" / ".prompt_media").mkdir(parents=True)
+    assert gallery_index_path(dated) == str(tmp_path / "a" / ".prompt_media" / "gallery" / "2026-11-22-1458.index")
