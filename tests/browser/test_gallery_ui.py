@@ -127,6 +127,11 @@ def digest(path: Path) -> str:
 
 
 def test_tab_lists_the_cli_session_and_shows_its_grid_and_parameters(front, cli_session):
+    # the session page written at the end left the gallery's index beside the root's session
+    # state (not among the images): the tab's first open reads no sidecar
+    root, dated = cli_session.folder.rsplit("/", 4)[0], cli_session.folder.split("/")[-4:]
+    assert (cli_session.output_dir / root / ".prompt_media" / "gallery" / ("-".join(dated) + ".index")).is_file()
+    assert not [p.name for p in cli_session.path.iterdir() if p.name.startswith(".")]
     front.page.set_viewport_size({"width": 1400, "height": 1000})
     open_tab(front)
     entry = front.page.locator(f".pm-session[data-folder='{cli_session.folder}']")
