@@ -153,29 +153,21 @@ class FolderIndex:
         mtime_ns = os.stat(self.folder).st_mtime_ns
         if mtime_ns == self.mtime_ns:
             return False
-        sidecars: dict[str, os.DirEntry] = {}
-        pngs: list[str] = []
-        fd = os.open(self.folder, os.O_RDONLY) if os.scandir in os.supports_fd else None
-        try:            # listed by descriptor, a sidecar's stat needs no path lookup
-            with os.scandir(self.folder if fd is None else fd) as it:
-                for entry in it:
-                    name = entry.name
-                    if name[-5:] == ".json":
-                        sidecars[name] = entry
-                    elif name[-4:] == ".png":
-                        pngs.append(name)
-            return self._update(mtime_ns, sidecars, pngs)
+        fd = os.open(self.folder, os.O_RDONLY) if _BY_FD else None
+        try:            # by descriptor: a sidecar's stat needs no lookup of the folder's path
+            return self._update(mtime_ns, _Folder(self.folder, fd))
         finally:
             if fd is not None:
                 os.close(fd)
 
-    def _update(self, mtime_ns: int, sidecars: dict[str, os.DirEntry], pngs: list[str]) -> bool:
+    def _update(self, mtime_ns: int, folder: _Folder) -> bool:
         keys: dict[str, Key] = {}
         if self._stored is not None:
             self._unpack()
-        elif self.mtime_ns == -1 and self.index_file is not None and self.on_read is None:
-            keys = {name: sidecar_key(entry) for name in pngs if image_count(name) is not None
-                    and (entry := sidecars.get(name[:-4] + ".json")) is not None}
+        if self.mtime_ns == -1 and self.index_file is not None and self.on_read is None:
+            # first look with an index file: the sidecars' keys decide what the file gives
+            pngs, keys = folder.keyed()
+            inodes = {name[:-4] + ".json": key[0] for name, key in keys.items()}
             stored = read_index_file(self.index_file)
             if stored is not None and stored.keys == keys:
                 self._stored = stored                 # nothing changed since it was written
@@ -184,18 +176,20 @@ class FolderIndex:
             if stored is not None:                    # some changed: take the others, rewrite it
                 self.entries = stored_entries(stored, keys, self.folder)
                 self._changes += 1
+        else:
+            pngs, inodes = folder.listed()
         entries, added = {}, []
         for name in pngs:
-            entry = sidecars.get(name[:-4] + ".json")
-            if entry is None:
+            inode = inodes.get(name[:-4] + ".json")
+            if inode is None:
                 continue                       # no sidecar (yet): not an image of the session
             cached = self.entries.get(name)
-            if cached is not None and cached[0][0] == entry.inode():
+            if cached is not None and cached[0][0] == inode:
                 entries[name] = cached
                 continue
             if image_count(name) is None:
                 continue                       # not a session image name (e.g. an upload)
-            key = keys.get(name) or sidecar_key(entry)      # taken before the read: never newer
+            key = keys.get(name) or folder.key(name[:-4] + ".json")     # taken before the read: never newer
             entries[name] = (key, *self._read(name))
             added.append(entries[name][1])
         removed = len(entries) - len(added) != len(self.entries)
@@ -380,14 +374,43 @@ class FolderIndex:
         self._write(contents)
 
 
-def sidecar_key(entry: os.DirEntry) -> Key:
-    """[inode, size, mtime_ns] of a sidecar; one that cannot be stat'ed gets a key that matches
-    nothing (it is read, and fails there with the reason)."""
-    try:
-        st = entry.stat()
-    except OSError:
-        return [entry.inode(), -1, -1]
-    return [entry.inode(), st.st_size, st.st_mtime_ns]
+_BY_FD = os.scandir in os.supports_fd and os.stat in os.supports_dir_fd     # POSIX
+
+
+class _Folder:
+    """Listing a session folder (by descriptor where the OS can)."""
+
+    def __init__(self, path: str, fd: int | None):
+        self.path, self.fd = path, fd
+
+    def listed(self) -> tuple[list[str], dict[str, int]]:
+        """(the .png names, each .json name's inode): one directory read, no stat."""
+        pngs, inodes = [], {}
+        with os.scandir(self.path if self.fd is None else self.fd) as it:
+            for entry in it:
+                name = entry.name
+                if name[-5:] == ".json":
+                    inodes[name] = entry.inode()
+                elif name[-4:] == ".png":
+                    pngs.append(name)
+        return pngs, inodes
+
+    def keyed(self) -> tuple[list[str], dict[str, Key]]:
+        """(the .png names, each session image's sidecar key): the names, then a stat per sidecar."""
+        names = os.listdir(self.path if self.fd is None else self.fd)
+        sidecars = {name for name in names if name[-5:] == ".json"}
+        pngs = [name for name in names if name[-4:] == ".png"]
+        return pngs, {name: self.key(sidecar) for name in pngs
+                      if (sidecar := name[:-4] + ".json") in sidecars and image_count(name) is not None}
+
+    def key(self, sidecar: str) -> Key:
+        """[inode, size, mtime_ns] of a sidecar; one that cannot be stat'ed gets a key that
+        matches nothing (it is read, and fails there with the reason)."""
+        try:
+            st = os.stat(sidecar, dir_fd=self.fd) if self.fd is not None else os.stat(os.path.join(self.path, sidecar))
+        except OSError:
+            return [-1, -1, -1]
+        return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 class StoredIndex(NamedTuple):
