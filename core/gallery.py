@@ -174,7 +174,7 @@ class FolderIndex:
                 self._mark_changed(mtime_ns)
                 return True
             if stored is not None:                    # some changed: take the others, rewrite it
-                self.entries = stored_entries(stored, keys, self.folder)
+                self.entries, self._pages = stored_entries(stored, keys, self.folder)
                 self._changes += 1
         else:
             pngs, inodes = folder.listed()
@@ -212,9 +212,8 @@ class FolderIndex:
     def _unpack(self) -> None:
         """The records from the stored index (whose keys matched the folder when it was read)."""
         stored, self._stored = self._stored, None
-        self.entries = stored_entries(stored, stored.keys, self.folder)
+        self.entries, self._pages = stored_entries(stored, stored.keys, self.folder)
         self._images = self._jobs = None
-        self._pages = {}
 
     def _records(self) -> None:
         if self._stored is not None:
@@ -330,7 +329,7 @@ class FolderIndex:
         index only costs reading the sidecars again)."""
         return self._write(self._contents())
 
-    def _contents(self) -> tuple[int, bytes, dict, list, bytes] | None:
+    def _contents(self) -> tuple[int, bytes, dict, list, dict, bytes] | None:
         """What the file will hold (taken under the lock; encoded and written outside it: a
         refresh only ever replaces these objects, never changes them)."""
         if self.index_file is None or not self.dirty or self._stored is not None:
@@ -341,14 +340,15 @@ class FolderIndex:
                   "keys": {name: e[0] for name, e in self.entries.items()},
                   "view": {"done": done, "total": total, "sources": sources, "skipped": self.skipped(),
                            "thumb": self.thumb(), "bytes": len(body)}}
-        return self._changes, compact_json(header), self.entries, self.images(), body
+        return self._changes, compact_json(header), self.entries, self.images(), self._pages, body
 
     def _write(self, contents) -> bool:
         if contents is None:
             return False
-        changes, header, entries, images, body = contents
+        changes, header, entries, images, pages, body = contents
         try:
-            data = header + b"\n" + body + b"\n" + compact_json(encode_rows(entries, images, body)) + b"\n"
+            rows = encode_rows(entries, images, pages, body)
+            data = header + b"\n" + body + b"\n" + compact_json(rows) + b"\n"
             os.makedirs(os.path.dirname(self.index_file), exist_ok=True)
             replace_bytes(data, self.index_file, durable=False)      # a lost index is only slower
         except OSError as e:
@@ -485,9 +485,11 @@ _ROW_TYPES = {(int, int, int, int, int, seed, int, int, int, int, int, int, int,
               for seed in (int, _NONE) for job in (int, _NONE) for total in (int, _NONE)}
 
 
-def encode_rows(entries: dict, images: list[SessionImage], body: bytes) -> dict:
+def encode_rows(entries: dict, images: list[SessionImage], pages: dict, body: bytes) -> dict:
     """The records as the index file keeps them: {"images": {name: row, or the reason it was
-    skipped}, "texts", "values", "loras": the tables}. ``images`` (sorted) end ``body``."""
+    skipped}, "texts", "values", "loras": the tables, "pages": each grid page's key, place in
+    ``body`` and images (so that a change re-plans only its own page)}. ``body`` is
+    FolderIndex.body of ``images`` (sorted) and ``pages`` (FolderIndex._pages)."""
     tables: dict[str, dict] = {"texts": {}, "values": {}, "loras": {}}
 
     def ref(table: str, key, value) -> int:
@@ -506,23 +508,31 @@ def encode_rows(entries: dict, images: list[SessionImage], body: bytes) -> dict:
                          ref("texts", im.source_name, im.source_name), im.job_index, im.total,
                          ref("loras", im.loras, im.loras))
         at += length + 1
-    return {"images": rows, **{table: [value for _i, value in known.values()] for table, known in tables.items()}}
+    at, stored_pages = len(b'"pages":['), []
+    for (expansion_id, seed_index), ((several, columns, *members), encoded) in pages.items():
+        stored_pages.append((expansion_id, seed_index, several, columns, at, len(encoded), [im.name for im in members]))
+        at += len(encoded) + 1
+    return {"images": rows, "pages": stored_pages,
+            **{table: [value for _i, value in known.values()] for table, known in tables.items()}}
 
 
-def stored_entries(stored: StoredIndex, keys: dict[str, Key], folder: str) -> dict:
+def stored_entries(stored: StoredIndex, keys: dict[str, Key], folder: str) -> tuple[dict, dict]:
     """The entries of ``stored`` whose sidecar key is the one in ``keys`` (the sidecars as they
-    are now); a row that is not a well-formed record is left out (its sidecar is read)."""
+    are now), and the grid pages made of those records only (FolderIndex._pages); a row that is
+    not a well-formed record is left out (its sidecar is read)."""
     try:
         data = json.loads(stored.rows)
         rows, texts, values, loras = data["images"], data["texts"], data["values"], data["loras"]
+        pages = data["pages"]
         if not (type(rows) is dict and _strings(texts) and type(values) is list and type(loras) is list
+                and type(pages) is list
                 and all(type(v) is dict and _strings(list(v.values())) for v in values)
                 and all(_strings(v) for v in loras)):
             raise ValueError("malformed tables")
     except (ValueError, TypeError, KeyError) as e:
         log.warning("[Prompt Media] ignoring the records of the gallery index of %s (%s); they are rebuilt",
                     folder, e)
-        return {}
+        return {}, {}
     tables = texts, values, [tuple(v) for v in loras]
     entries = {}
     for name, key in keys.items():
@@ -535,7 +545,22 @@ def stored_entries(stored: StoredIndex, keys: dict[str, Key], folder: str) -> di
         image = _record(folder, name, row, stored.body, tables)
         if image is not None:
             entries[name] = (key, image, stored.body[row[0]:row[0] + row[1]])
-    return entries
+    return entries, _stored_pages(pages, entries, stored.body)
+
+
+def _stored_pages(pages: list, entries: dict, body: bytes) -> dict:
+    out = {}
+    for page in pages:
+        if not (type(page) is list and len(page) == 7 and type(page[6]) is list):
+            continue
+        expansion_id, seed_index, several, columns, start, length, names = page
+        members = [entries[n][1] if n in entries else None for n in names if type(n) is str]
+        encoded = body[start:start + length] if type(start) is int and type(length) is int and start >= 0 else b""
+        if (type(expansion_id) is str and type(seed_index) is int and type(several) is bool and type(columns) is int
+                and len(members) == len(names) and all(isinstance(m, SessionImage) for m in members)
+                and encoded.startswith(b'{"title":') and encoded.endswith(b"}")):
+            out[(expansion_id, seed_index)] = ((several, columns, *members), encoded)
+    return out
 
 
 def _record(folder: str, name: str, row, body: bytes, tables: tuple) -> SessionImage | None:

@@ -450,12 +450,17 @@ def test_growing_after_a_cold_open_from_the_file(tmp_path, monkeypatch):
     os.unlink(os.path.join(folder, jobs[-1]["name"]))
     write_index(folder)
     reads = counted_reads(monkeypatch)
+    planned = []
+    real = gallery_module.grid_page
+    monkeypatch.setattr(gallery_module, "grid_page", lambda g, s: planned.append(g.key) or real(g, s))
     index = stored_index(folder)
     index.view(REL)
     os.link(os.path.join(folder, jobs[0]["name"]), os.path.join(folder, jobs[-1]["name"]))
     bump(folder)
     assert index.refresh() is True
     assert reads == [jobs[-1]["name"][:-4]]
+    index.view(REL)
+    assert [key[1] for key in planned] == [1]            # seed 2's page; seed 1's came from the file
     memory = FolderIndex(folder)
     memory.refresh()
     assert index.view(REL) == memory.view(REL)
