@@ -9,32 +9,37 @@ folder (same mtime) answers without being listed, and a changed one re-reads onl
 are new or were replaced (another inode). Sidecars are published under new names, never
 rewritten in place, so the index is exact.
 
-The index also lives on disk (:func:`core.session.gallery_index_path`), so the first listing
-after a start does not read ten thousand sidecars again: each image's record keyed by its
-sidecar's inode, size and mtime_ns (a sidecar changed or added since is read again, one gone is
-dropped), and the finished grid, used as it is while every key still matches. It is written
-atomically, a while after the last change (never on the path of a request), and by the session
-page; one that is unreadable, truncated, foreign or written by other code is ignored and
-rewritten.
+The index also lives on disk (core/gallery_index.py), so the first listing after a start does
+not read ten thousand sidecars again: each image's record keyed by its sidecar's inode, size and
+mtime_ns (a sidecar changed or added since is read again, one gone is dropped), and the finished
+grid, used as it is while every key still matches. It is written atomically, a while after the
+last change (never on the path of a request), and by the session page.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from typing import NamedTuple
 
 from .atomic import replace_bytes, write_json
 from .contact_sheet.plan import column_labels, grid_groups
 from .contact_sheet.scan import SessionImage, session_image
+from .gallery_index import (
+    BY_FD,
+    FolderListing,
+    Key,
+    StoredIndex,
+    encode_rows,
+    index_header,
+    read_index_file,
+    stored_entries,
+)
 from .paths import PathError
 from .pngmeta import a1111_parameters
-from .session import NUMBERED_FILE, dated_split, folder_title, gallery_index_path
+from .session import dated_split, folder_title, gallery_index_path, image_count
 from .sidecar import GenerationParamsError, Sidecar, read_sidecar
 
 log = logging.getLogger(__name__)
@@ -44,20 +49,11 @@ MAX_MARKS_BYTES = 1 << 20
 MAX_TAGS, MAX_TAG_CHARS = 32, 64
 RUNNING_SECONDS = 120                  # a folder written to this recently is taken as running
 CACHED_FOLDERS = 32
-INDEX_FORMAT = "prompt-media-gallery-index"
-INDEX_VERSION = 1
-MAX_INDEX_BYTES = 512 << 20            # ~50 KB per image would be absurd: not ours
 SAVE_DELAY = 10.0                      # seconds after a change before the index file is written
 
 
 class GalleryError(ValueError):
     """A request the gallery refuses; the message says what was wrong."""
-
-
-def image_count(name: str) -> int | None:
-    """The count of a session image name (``NNN_seed_S.png``); None for any other name."""
-    m = NUMBERED_FILE.match(name) if isinstance(name, str) else None
-    return int(m.group(1)) if m and name.endswith(".png") else None
 
 
 # ----------------------------------------------------------------------------- one image
@@ -116,9 +112,6 @@ def _parent_summary(parent: dict) -> dict:
 
 # ----------------------------------------------------------------------------- a folder's index
 
-Key = list          # a sidecar's [inode, size, mtime_ns]
-
-
 class FolderIndex:
     """The session images of one folder, kept current by :meth:`refresh`. What a refresh found
     (the sorted images, the progress, each grid page's JSON) is kept until the next change, and a
@@ -153,14 +146,14 @@ class FolderIndex:
         mtime_ns = os.stat(self.folder).st_mtime_ns
         if mtime_ns == self.mtime_ns:
             return False
-        fd = os.open(self.folder, os.O_RDONLY) if _BY_FD else None
+        fd = os.open(self.folder, os.O_RDONLY) if BY_FD else None
         try:            # by descriptor: a sidecar's stat needs no lookup of the folder's path
-            return self._update(mtime_ns, _Folder(self.folder, fd))
+            return self._update(mtime_ns, FolderListing(self.folder, fd))
         finally:
             if fd is not None:
                 os.close(fd)
 
-    def _update(self, mtime_ns: int, folder: _Folder) -> bool:
+    def _update(self, mtime_ns: int, folder: FolderListing) -> bool:
         keys: dict[str, Key] = {}
         if self._stored is not None:
             self._unpack()
@@ -336,10 +329,9 @@ class FolderIndex:
             return None
         body = self.body()
         done, total, sources = self.progress()
-        header = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "code": code_version(),
-                  "keys": {name: e[0] for name, e in self.entries.items()},
-                  "view": {"done": done, "total": total, "sources": sources, "skipped": self.skipped(),
-                           "thumb": self.thumb(), "bytes": len(body)}}
+        header = index_header({name: e[0] for name, e in self.entries.items()},
+                              {"done": done, "total": total, "sources": sources, "skipped": self.skipped(),
+                               "thumb": self.thumb(), "bytes": len(body)})
         return self._changes, compact_json(header), self.entries, self.images(), self._pages, body
 
     def _write(self, contents) -> bool:
@@ -372,213 +364,6 @@ class FolderIndex:
             self._save_timer = None
             contents = self._contents()
         self._write(contents)
-
-
-_BY_FD = os.scandir in os.supports_fd and os.stat in os.supports_dir_fd     # POSIX
-
-
-class _Folder:
-    """Listing a session folder (by descriptor where the OS can)."""
-
-    def __init__(self, path: str, fd: int | None):
-        self.path, self.fd = path, fd
-
-    def listed(self) -> tuple[list[str], dict[str, int]]:
-        """(the .png names, each .json name's inode): one directory read, no stat."""
-        pngs, inodes = [], {}
-        with os.scandir(self.path if self.fd is None else self.fd) as it:
-            for entry in it:
-                name = entry.name
-                if name[-5:] == ".json":
-                    inodes[name] = entry.inode()
-                elif name[-4:] == ".png":
-                    pngs.append(name)
-        return pngs, inodes
-
-    def keyed(self) -> tuple[list[str], dict[str, Key]]:
-        """(the .png names, each session image's sidecar key): the names, then a stat per sidecar."""
-        names = os.listdir(self.path if self.fd is None else self.fd)
-        sidecars = {name for name in names if name[-5:] == ".json"}
-        pngs = [name for name in names if name[-4:] == ".png"]
-        return pngs, {name: self.key(sidecar) for name in pngs
-                      if (sidecar := name[:-4] + ".json") in sidecars and image_count(name) is not None}
-
-    def key(self, sidecar: str) -> Key:
-        """[inode, size, mtime_ns] of a sidecar; one that cannot be stat'ed gets a key that
-        matches nothing (it is read, and fails there with the reason)."""
-        try:
-            st = os.stat(sidecar, dir_fd=self.fd) if self.fd is not None else os.stat(os.path.join(self.path, sidecar))
-        except OSError:
-            return [-1, -1, -1]
-        return [st.st_ino, st.st_size, st.st_mtime_ns]
-
-
-class StoredIndex(NamedTuple):
-    """An index file as read: ``keys`` (png name -> its sidecar's key when written), ``view``
-    (done, total, sources, skipped, thumb), ``body`` (see FolderIndex.body) and the records'
-    rows, parsed only when needed."""
-    keys: dict
-    view: dict
-    body: bytes
-    rows: bytes
-
-
-@functools.cache
-def code_version() -> str:
-    """Changes with the code that makes an index's records and grid: an index written by other
-    code is rebuilt rather than trusted."""
-    h = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in ("gallery.py", "sidecar.py", "contact_sheet/scan.py", "contact_sheet/plan.py"):
-        with open(os.path.join(here, *name.split("/")), "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()[:16]
-
-
-def read_index_file(path: str) -> StoredIndex | None:
-    """The index file at ``path``; None when there is none or it is not one this code wrote
-    (unreadable, truncated, foreign, another version): the caller reads the sidecars."""
-    try:
-        if os.path.getsize(path) > MAX_INDEX_BYTES:
-            raise ValueError(f"larger than {MAX_INDEX_BYTES >> 20} MiB")
-        with open(path, "rb") as f:
-            header = json.loads(f.readline())
-            if not (isinstance(header, dict) and header.get("format") == INDEX_FORMAT):
-                raise ValueError("not a Prompt Media gallery index")
-            if header.get("version") != INDEX_VERSION or header.get("code") != code_version():
-                log.info("[Prompt Media] %s was written by another version; it is rebuilt", path)
-                return None
-            keys, view = header.get("keys"), header.get("view")
-            if not (isinstance(keys, dict) and isinstance(view, dict) and _valid_view(view)):
-                raise ValueError("malformed header")
-            body = f.read(view["bytes"])
-            if len(body) != view["bytes"] or f.read(1) != b"\n":
-                raise ValueError("truncated")
-            rows = f.read()
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:            # ValueError: bad JSON / UTF-8 / layout
-        log.warning("[Prompt Media] ignoring the gallery index %s (%s); it is rebuilt", path, e)
-        return None
-    return StoredIndex(keys, view, body, rows)
-
-
-def _valid_view(view: dict) -> bool:
-    thumb = view.get("thumb")
-    return (type(view.get("done")) is int and type(view.get("total")) in (int, type(None))
-            and type(view.get("bytes")) is int and view["bytes"] >= 0
-            and _strings(view.get("sources")) and _strings(view.get("skipped"))
-            and (thumb is None or (type(thumb) is list and len(thumb) == 2 and type(thumb[0]) is str
-                                   and type(thumb[1]) is int)))
-
-
-def _strings(value) -> bool:
-    return type(value) is list and all(type(v) is str for v in value)
-
-
-_NONE = type(None)
-# a row: [start, length] of the record's JSON in the body, width, height, task_id, seed,
-# seed_index, prompt_index, variation_index, variations_per_prompt, base_prompt*, variation_values*,
-# expansion_id*, source_name*, job_index, total, loras* (*: an index into a table: a session
-# repeats its prompts, values and LoRAs, and ints are what JSON parses fastest)
-_ROW_TYPES = {(int, int, int, int, int, seed, int, int, int, int, int, int, int, int, job, total, int)
-              for seed in (int, _NONE) for job in (int, _NONE) for total in (int, _NONE)}
-
-
-def encode_rows(entries: dict, images: list[SessionImage], pages: dict, body: bytes) -> dict:
-    """The records as the index file keeps them: {"images": {name: row, or the reason it was
-    skipped}, "texts", "values", "loras": the tables, "pages": each grid page's key, place in
-    ``body`` and images (so that a change re-plans only its own page)}. ``body`` is
-    FolderIndex.body of ``images`` (sorted) and ``pages`` (FolderIndex._pages)."""
-    tables: dict[str, dict] = {"texts": {}, "values": {}, "loras": {}}
-
-    def ref(table: str, key, value) -> int:
-        known = tables[table]
-        if key not in known:
-            known[key] = (len(known), value)
-        return known[key][0]
-
-    rows = {name: e[1] for name, e in entries.items() if not isinstance(e[1], SessionImage)}
-    at = len(body) - 1 - sum(len(entries[im.name][2]) + 1 for im in images) + bool(images)
-    for im in images:
-        length = len(entries[im.name][2])
-        values = im.variation_values
-        rows[im.name] = (at, length, *im.size, *im[3:9], ref("texts", im.base_prompt, im.base_prompt),
-                         ref("values", tuple(values.items()), values), ref("texts", im.expansion_id, im.expansion_id),
-                         ref("texts", im.source_name, im.source_name), im.job_index, im.total,
-                         ref("loras", im.loras, im.loras))
-        at += length + 1
-    at, stored_pages = len(b'"pages":['), []
-    for (expansion_id, seed_index), ((several, columns, *members), encoded) in pages.items():
-        stored_pages.append((expansion_id, seed_index, several, columns, at, len(encoded), [im.name for im in members]))
-        at += len(encoded) + 1
-    return {"images": rows, "pages": stored_pages,
-            **{table: [value for _i, value in known.values()] for table, known in tables.items()}}
-
-
-def stored_entries(stored: StoredIndex, keys: dict[str, Key], folder: str) -> tuple[dict, dict]:
-    """The entries of ``stored`` whose sidecar key is the one in ``keys`` (the sidecars as they
-    are now), and the grid pages made of those records only (FolderIndex._pages); a row that is
-    not a well-formed record is left out (its sidecar is read)."""
-    try:
-        data = json.loads(stored.rows)
-        rows, texts, values, loras = data["images"], data["texts"], data["values"], data["loras"]
-        pages = data["pages"]
-        if not (type(rows) is dict and _strings(texts) and type(values) is list and type(loras) is list
-                and type(pages) is list
-                and all(type(v) is dict and _strings(list(v.values())) for v in values)
-                and all(_strings(v) for v in loras)):
-            raise ValueError("malformed tables")
-    except (ValueError, TypeError, KeyError) as e:
-        log.warning("[Prompt Media] ignoring the records of the gallery index of %s (%s); they are rebuilt",
-                    folder, e)
-        return {}, {}
-    tables = texts, values, [tuple(v) for v in loras]
-    entries = {}
-    for name, key in keys.items():
-        row = rows.get(name)
-        if row is None or stored.keys.get(name) != key:
-            continue
-        if type(row) is str:
-            entries[name] = (key, row, b"")
-            continue
-        image = _record(folder, name, row, stored.body, tables)
-        if image is not None:
-            entries[name] = (key, image, stored.body[row[0]:row[0] + row[1]])
-    return entries, _stored_pages(pages, entries, stored.body)
-
-
-def _stored_pages(pages: list, entries: dict, body: bytes) -> dict:
-    out = {}
-    for page in pages:
-        if not (type(page) is list and len(page) == 7 and type(page[6]) is list):
-            continue
-        expansion_id, seed_index, several, columns, start, length, names = page
-        members = [entries[n][1] if n in entries else None for n in names if type(n) is str]
-        encoded = body[start:start + length] if type(start) is int and type(length) is int and start >= 0 else b""
-        if (type(expansion_id) is str and type(seed_index) is int and type(several) is bool and type(columns) is int
-                and len(members) == len(names) and all(isinstance(m, SessionImage) for m in members)
-                and encoded.startswith(b'{"title":') and encoded.endswith(b"}")):
-            out[(expansion_id, seed_index)] = ((several, columns, *members), encoded)
-    return out
-
-
-def _record(folder: str, name: str, row, body: bytes, tables: tuple) -> SessionImage | None:
-    """A row of the index file as the record it was written from; None when it is not one."""
-    if type(row) is not list or tuple(map(type, row)) not in _ROW_TYPES:
-        return None
-    start, length, width, height, task, seed, si, pi, vi, vpp, prompt, vals, expansion, source, job, total, lor = row
-    end = start + length                          # its JSON: {"name":"<name>",...} in the body
-    if not (0 <= start < end < len(body) and body[end - 1:end + 1] in (b"},", b"}]")
-            and body.startswith(b'{"name":"%s",' % name.encode(), start)
-            and min(prompt, vals, expansion, source, lor) >= 0):
-        return None
-    texts, values, loras = tables
-    try:
-        return SessionImage(folder + os.sep + name, name, (width, height), task, seed, si, pi, vi, vpp, texts[prompt],
-                            values[vals], texts[expansion], texts[source], job, total, loras[lor])
-    except IndexError:
-        return None
 
 
 def _order(image: SessionImage) -> tuple[int, str]:

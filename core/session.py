@@ -64,6 +64,12 @@ def image_name(count: int, seed: int) -> str:
     return f"{count:03d}_seed_{seed}.png"
 
 
+def image_count(name: str) -> int | None:
+    """The count of a session image name (``NNN_seed_S.png``); None for any other name."""
+    m = NUMBERED_FILE.match(name) if isinstance(name, str) else None
+    return int(m.group(1)) if m and name.endswith(".png") else None
+
+
 def sidecar_name(count: int, seed: int) -> str:
     return f"{count:03d}_seed_{seed}.json"
 

@@ -20,11 +20,11 @@ from prompt_media_pkg.core.gallery import (
     FolderIndex,
     Gallery,
     GalleryError,
-    read_index_file,
     read_marks,
     session_roots,
     update_marks,
 )
+from prompt_media_pkg.core.gallery_index import code_version, read_index_file
 from prompt_media_pkg.core.regenerate import (
     PARENT_KEY,
     RegenerateError,
@@ -419,7 +419,7 @@ def test_a_corrupt_or_foreign_index_file_is_ignored_and_rebuilt(tmp_path, monkey
     elif damage == "foreign":
         raw = json.dumps({"format": "something-else", "keys": {}}).encode() + b"\n"
     elif damage == "other code":
-        raw = header.replace(gallery_module.code_version().encode(), b"0" * 16) + b"\n" + rest
+        raw = header.replace(code_version().encode(), b"0" * 16) + b"\n" + rest
     elif damage == "bad rows":
         raw = raw[:raw.rindex(b"\n", 0, len(raw) - 1) + 1] + b'{"images": 7}\n'
     elif damage == "bad row":                            # one record mangled: only its sidecar is read
