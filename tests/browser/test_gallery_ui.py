@@ -189,49 +189,6 @@ def test_tab_lists_the_cli_session_and_shows_its_grid_and_parameters(front, cli_
     assert front.page.locator(".pm-count").inner_text() == "2 shown"
 
 
-def test_regenerate_and_vary_queue_jobs_whose_sidecars_name_their_parent(front, cli_session):
-    before = set(cli_session.output_dir.rglob("*.png"))
-    parent = cli_session.path / cli_session.names[0]
-    front.page.set_viewport_size({"width": 1400, "height": 1000})
-    open_tab(front)
-    widen_sidebar(front)
-    open_session(front, cli_session.folder)
-    cell(front, parent.name).click()
-    front.page.locator(".pmg-params").wait_for()
-    toasts = front.page.locator(".p-toast-message")
-    front.page.get_by_role("button", name="Regenerate").click()
-    toasts.first.wait_for()
-    assert toasts.first.inner_text().startswith("Regeneration queued"), toasts.all_inner_texts()
-    front.page.get_by_role("button", name="Vary…").click()
-    front.page.fill(".pm-vary-form [name=seed]", "12345")
-    front.page.fill(".pm-vary-form [name=cfg]", "5.5")
-    front.page.get_by_role("button", name="Queue variation").click()
-    toasts.nth(1).wait_for()
-    assert toasts.nth(1).inner_text().startswith("Variation queued"), toasts.all_inner_texts()
-
-    deadline, made = time.monotonic() + 300, []
-    while time.monotonic() < deadline:
-        made = [p for p in set(cli_session.output_dir.rglob("*.png")) - before
-                if p.with_suffix(".json").exists()]
-        if len(made) >= 2:
-            break
-        front.page.wait_for_timeout(500)   # (not time.sleep: the page's requests pass through Python routes)
-    assert len(made) == 2, made
-    records = {p: sidecar(p) for p in made}
-    relative = f"{cli_session.folder}/{parent.name}"
-    for path, data in records.items():
-        assert data["regenerated_from"]["image"] == relative
-        assert data["regenerated_from"]["image_sha256"] == sidecar(parent)["image_sha256"]
-        assert path.parent != parent.parent                      # a session of its own
-    exact = next(d for d in records.values() if not d["regenerated_from"]["changes"])
-    varied = next(d for d in records.values() if d["regenerated_from"]["changes"])
-    assert exact["regenerated_from"]["identical_pixels"] is True
-    assert exact["parameters"]["prompt"] == sidecar(parent)["parameters"]["prompt"]
-    assert varied["regenerated_from"]["changes"] == {"seed": 12345, "cfg": 5.5}
-    assert varied["parameters"]["seed"] == 12345 and varied["parameters"]["cfg_scale"] == 5.5
-    assert varied["regenerated_from"]["identical_pixels"] is False
-
-
 def test_stars_and_tags_survive_a_reload_and_touch_no_image_or_sidecar(front, cli_session):
     name = cli_session.names[2]
     files = [cli_session.path / n for n in cli_session.names] + \
@@ -302,3 +259,47 @@ def test_the_docs_pictures_draw(front, browser, cli_session, tmp_path):
         with Image.open(out) as im:
             assert im.size == size
             assert len(im.convert("RGB").getcolors(1 << 20) or ()) > 500     # thumbnails and text drawn
+
+
+def test_regenerate_and_vary_queue_jobs_whose_sidecars_name_their_parent(front, cli_session):
+    # last in this file: within the CLI session's minute the new images join its folder (and its page)
+    before = set(cli_session.output_dir.rglob("*.png"))
+    parent = cli_session.path / cli_session.names[0]
+    front.page.set_viewport_size({"width": 1400, "height": 1000})
+    open_tab(front)
+    widen_sidebar(front)
+    open_session(front, cli_session.folder)
+    cell(front, parent.name).click()
+    front.page.locator(".pmg-params").wait_for()
+    toasts = front.page.locator(".p-toast-message")
+    front.page.get_by_role("button", name="Regenerate").click()
+    toasts.first.wait_for()
+    assert toasts.first.inner_text().startswith("Regeneration queued"), toasts.all_inner_texts()
+    front.page.get_by_role("button", name="Vary…").click()
+    front.page.fill(".pm-vary-form [name=seed]", "12345")
+    front.page.fill(".pm-vary-form [name=cfg]", "5.5")
+    front.page.get_by_role("button", name="Queue variation").click()
+    toasts.nth(1).wait_for()
+    assert toasts.nth(1).inner_text().startswith("Variation queued"), toasts.all_inner_texts()
+
+    deadline, made = time.monotonic() + 300, []
+    while time.monotonic() < deadline:
+        made = [p for p in set(cli_session.output_dir.rglob("*.png")) - before
+                if p.with_suffix(".json").exists()]
+        if len(made) >= 2:
+            break
+        front.page.wait_for_timeout(500)   # (not time.sleep: the page's requests pass through Python routes)
+    assert len(made) == 2, made
+    records = {p: sidecar(p) for p in made}
+    relative = f"{cli_session.folder}/{parent.name}"
+    for path, data in records.items():
+        assert data["regenerated_from"]["image"] == relative
+        assert data["regenerated_from"]["image_sha256"] == sidecar(parent)["image_sha256"]
+        assert path.name not in cli_session.names or path.parent != parent.parent   # nothing overwritten
+    exact = next(d for d in records.values() if not d["regenerated_from"]["changes"])
+    varied = next(d for d in records.values() if d["regenerated_from"]["changes"])
+    assert exact["regenerated_from"]["identical_pixels"] is True
+    assert exact["parameters"]["prompt"] == sidecar(parent)["parameters"]["prompt"]
+    assert varied["regenerated_from"]["changes"] == {"seed": 12345, "cfg": 5.5}
+    assert varied["parameters"]["seed"] == 12345 and varied["parameters"]["cfg_scale"] == 5.5
+    assert varied["regenerated_from"]["identical_pixels"] is False
