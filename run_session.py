@@ -544,11 +544,19 @@ class SessionRun:
                 raise CheckFailed(f"--collect {self.collect.folder}: {e}") from None
         if self.several:      # each server holds part of the session: it is composed where it is whole
             self.prompt[node_of(self.prompt, "PromptMediaSessionSaver")]["inputs"]["compose"] = "none"
+        self.folders[self.client.base_url] = self.folder = info["folder"]
+        code = self.run_pool(todo, total)
+        if code is not None:
+            return code
+        return EXIT_FAILED if self.uncollected else EXIT_DONE
+
+    def run_pool(self, todo, total: int) -> int | None:
+        """Runs the jobs ``todo`` of ``total`` over the servers with a progress bar, then prints
+        the summary; an exit code when the pool stopped early, else None."""
         progress = Progress(total, total - len(todo))
         skip = {self.oom, node_of(self.prompt, "PromptMediaSessionSaver")}
-        self.folders[self.client.base_url] = self.folder = info["folder"]
-        self.pool = ServerPool(self.servers, todo, self.job_prompt, self.extra_data, lookahead=args.lookahead,
-                               timeout=args.timeout, prepare=self.prepare, on_success=self.job_saved).start()
+        self.pool = ServerPool(self.servers, todo, self.job_prompt, self.extra_data, lookahead=self.args.lookahead,
+                               timeout=self.args.timeout, prepare=self.prepare, on_success=self.job_saved).start()
         progress.show()
         for event in self.pool.events():
             code = self.on_pool_event(event, progress, skip, total)
@@ -556,7 +564,7 @@ class SessionRun:
                 return code
         progress.clear()
         self.summary()
-        return EXIT_FAILED if self.uncollected else EXIT_DONE
+        return None
 
     def prepare(self, client: ComfyClient) -> None:
         """A server that came back (a restarted Ray actor): the prompt file and the checks again."""
@@ -783,7 +791,6 @@ class RegenerationRun(SessionRun):
         self.medias = [self.medias[i] for i in keep]
 
     def run(self) -> int:
-        args = self.args
         self.check_jobs()
         for path, reason in self.plan.skipped:
             error(f"cannot regenerate {path}: {reason}")
@@ -809,17 +816,9 @@ class RegenerationRun(SessionRun):
         self.emit("planned", regenerate=[job.parent["image"] for _sidecar, job in self.plan.jobs], jobs=total, start_job=1, folder=info["folder"],
                   skipped=len(self.plan.skipped), servers=[{"name": s.name, "url": s.client.base_url}
                                                            for s in self.servers])
-        progress = Progress(total, 0)
-        skip = {self.oom, node_of(self.prompt, "PromptMediaSessionSaver")}
-        self.pool = ServerPool(self.servers, range(total), self.job_prompt, self.extra_data, lookahead=args.lookahead,
-                               timeout=args.timeout, prepare=self.prepare, on_success=self.job_saved).start()
-        progress.show()
-        for event in self.pool.events():
-            code = self.on_pool_event(event, progress, skip, total)
-            if code is not None:
-                return code
-        progress.clear()
-        self.summary()
+        code = self.run_pool(range(total), total)
+        if code is not None:
+            return code
         return EXIT_FAILED if self.uncollected or self.plan.skipped else EXIT_DONE
 
     def job_prompt(self, index: int) -> dict:
