@@ -165,6 +165,8 @@ class TimedRun:
     wall_s: float
     events: list = field(default_factory=list)      # (seconds since POST, type, data)
     cpu_s: float | None = None                      # server process CPU time (all threads) during the run
+    started: float = 0.0                            # time.perf_counter() at the POST
+    ended: float = 0.0                              # ... at the end-of-run message
 
     def executed_nodes(self) -> list[str]:
         return [str(d["node"]) for _, k, d in self.events if k == "executing" and d.get("node") is not None]
@@ -205,7 +207,7 @@ class TimedClient:
         status, resp = self.client.post_prompt(prompt)
         if status != 200 or "prompt_id" not in resp:
             raise RunFailed(f"POST /prompt refused (HTTP {status}): {str(resp)[:2000]}")
-        run = TimedRun(resp["prompt_id"], 0.0)
+        run = TimedRun(resp["prompt_id"], 0.0, started=t0)
         deadline = t0 + self.timeout
         while True:
             left = deadline - time.perf_counter()
@@ -224,7 +226,7 @@ class TimedClient:
                 if kind == "execution_interrupted":
                     raise RunFailed(f"prompt {run.prompt_id} interrupted")
                 if kind == "executing" and data.get("node") is None:
-                    run.wall_s = now - t0
+                    run.wall_s, run.ended = now - t0, now
                     if cpu0 is not None:
                         run.cpu_s = process_cpu_s(self.pid) - cpu0
                     return run
