@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,11 +55,6 @@ class Stat:
         """'median (min-max)' of values * scale."""
         return (f"{self.median * scale:.{digits}f} ({self.min * scale:.{digits}f}-"
                 f"{self.max * scale:.{digits}f})")
-
-
-def ratio_stat(ours: Iterable[float], theirs: Iterable[float]) -> Stat:
-    """Ratios of paired values (same block / same repetition), e.g. per-block median ratios."""
-    return Stat([a / b for a, b in zip(ours, theirs) if b])
 
 
 class Table:
@@ -167,6 +161,8 @@ class TimedRun:
     cpu_s: float | None = None                      # server process CPU time (all threads) during the run
     started: float = 0.0                            # time.perf_counter() at the POST
     ended: float = 0.0                              # ... at the end-of-run message
+    job: int | None = None                          # the job index, when the caller tracks one
+    split: dict[str, float] = field(default_factory=dict)   # CPU seconds by part, when a benchmark splits them
 
     def executed_nodes(self) -> list[str]:
         return [str(d["node"]) for _, k, d in self.events if k == "executing" and d.get("node") is not None]
